@@ -1,0 +1,21 @@
+"""The API layer: the only code that talks to the Kubernetes API server."""
+
+from nfs_provisioner.kube.client import ApiClient, JsonObject, connect, load_configuration
+from nfs_provisioner.kube.errors import ApiError, ConfigurationError
+from nfs_provisioner.kube.events import NORMAL, WARNING, EventRecorder
+from nfs_provisioner.kube.informer import Handlers, Informer, object_key
+
+__all__ = [
+    "NORMAL",
+    "WARNING",
+    "ApiClient",
+    "ApiError",
+    "ConfigurationError",
+    "EventRecorder",
+    "Handlers",
+    "Informer",
+    "JsonObject",
+    "connect",
+    "load_configuration",
+    "object_key",
+]

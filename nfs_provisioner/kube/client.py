@@ -1,0 +1,166 @@
+"""The only code that talks HTTP to the API server: plain JSON dicts in and out.
+
+Authentication and TLS come from the official ``kubernetes`` package's config loaders
+(kubeconfig, exec plugins, in-cluster service-account token with rotation); requests go
+straight through urllib3 so the hot path pays no model (de)serialisation.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Mapping
+from typing import Any
+from urllib.parse import quote, urlencode
+
+import urllib3
+from kubernetes import client as k8s_client
+from kubernetes import config as k8s_config
+
+from nfs_provisioner.kube.errors import ApiError, ConfigurationError
+from nfs_provisioner.kube.ratelimit import TokenBucket
+
+JsonObject = dict[str, Any]
+_REQUEST_TIMEOUT = 30.0
+
+
+def load_configuration(kubeconfig: str | None) -> Any:
+    """A ``kubernetes.client.Configuration`` from a kubeconfig file, else in-cluster."""
+    configuration = k8s_client.Configuration()
+    try:
+        if kubeconfig:
+            k8s_config.load_kube_config(config_file=kubeconfig,
+                                        client_configuration=configuration)
+        else:
+            k8s_config.load_incluster_config(client_configuration=configuration)
+    except (k8s_config.ConfigException, OSError, ValueError, TypeError) as error:
+        where = f"kubeconfig {kubeconfig!r}" if kubeconfig else "in-cluster configuration"
+        raise ConfigurationError(f"cannot load {where}: {error}") from error
+    return configuration
+
+
+class ApiClient:
+    """Thread-safe: one pool of keep-alive connections shared by every worker."""
+
+    def __init__(self, configuration: Any, *, qps: float, burst: int, pool_size: int,
+                 user_agent: str) -> None:
+        configuration.connection_pool_maxsize = pool_size
+        configuration.retries = urllib3.Retry(connect=3, read=0, redirect=0, status=0)
+        self._configuration = configuration
+        self._pool = k8s_client.rest.RESTClientObject(configuration).pool_manager
+        self._base = configuration.host.rstrip("/")
+        self._user_agent = user_agent
+        self.limiter = TokenBucket(qps, burst)
+
+    def _headers(self, content_type: str | None = None) -> dict[str, str]:
+        headers = {"Accept": "application/json", "User-Agent": self._user_agent}
+        token = self._configuration.auth_settings().get("BearerToken", {}).get("value")
+        if token:
+            headers["Authorization"] = token
+        if content_type:
+            headers["Content-Type"] = content_type
+        return headers
+
+    def _url(self, path: str, params: Mapping[str, Any] | None) -> str:
+        url = self._base + path
+        if params:
+            url += "?" + urlencode({k: v for k, v in params.items() if v is not None})
+        return url
+
+    def request(self, method: str, path: str, *, params: Mapping[str, Any] | None = None,
+                body: Any = None, content_type: str = "application/json",
+                timeout: float = _REQUEST_TIMEOUT) -> JsonObject:
+        self.limiter.acquire()
+        data = None if body is None else json.dumps(body).encode()
+        try:
+            response = self._pool.request(
+                method, self._url(path, params), body=data,
+                headers=self._headers(content_type if data is not None else None),
+                timeout=urllib3.Timeout(connect=10.0, read=timeout),
+            )
+        except urllib3.exceptions.HTTPError as error:
+            raise ApiError(0, "TransportError", f"{method} {path}: {error}") from error
+        payload = response.data
+        if response.status >= 300:
+            raise _api_error(response.status, payload)
+        return json.loads(payload) if payload else {}
+
+    def get(self, path: str) -> JsonObject:
+        return self.request("GET", path)
+
+    def create(self, path: str, body: JsonObject) -> JsonObject:
+        return self.request("POST", path, body=body)
+
+    def replace(self, path: str, body: JsonObject) -> JsonObject:
+        return self.request("PUT", path, body=body)
+
+    def merge_patch(self, path: str, patch: JsonObject) -> JsonObject:
+        return self.request("PATCH", path, body=patch,
+                            content_type="application/merge-patch+json")
+
+    def delete(self, path: str, *, preconditions: JsonObject | None = None) -> JsonObject:
+        body = None
+        if preconditions:
+            body = {"kind": "DeleteOptions", "apiVersion": "v1", "preconditions": preconditions}
+        return self.request("DELETE", path, body=body)
+
+    def list_all(self, path: str, *, page_size: int = 500) -> tuple[list[JsonObject], str]:
+        """All items of a collection, page by page; returns (items, list resourceVersion)."""
+        items: list[JsonObject] = []
+        params: dict[str, Any] = {"limit": page_size}
+        while True:
+            page = self.request("GET", path, params=params, timeout=120.0)
+            items.extend(page.get("items") or [])
+            metadata = page.get("metadata") or {}
+            token = metadata.get("continue")
+            if not token:
+                return items, str(metadata.get("resourceVersion", ""))
+            params = {"limit": page_size, "continue": token}
+
+    def watch(self, path: str, *, resource_version: str, timeout_seconds: int
+              ) -> Iterator[JsonObject]:
+        """Stream watch events (dicts with ``type`` and ``object``) until the server ends it."""
+        self.limiter.acquire()
+        params = {
+            "watch": "true", "resourceVersion": resource_version,
+            "allowWatchBookmarks": "true", "timeoutSeconds": timeout_seconds,
+        }
+        try:
+            response = self._pool.request(
+                "GET", self._url(path, params), headers=self._headers(),
+                preload_content=False,
+                timeout=urllib3.Timeout(connect=10.0, read=timeout_seconds + 30.0),
+            )
+        except urllib3.exceptions.HTTPError as error:
+            raise ApiError(0, "TransportError", f"watch {path}: {error}") from error
+        try:
+            if response.status >= 300:
+                raise _api_error(response.status, response.read())
+            buffer = b""
+            for chunk in response.stream(65536, decode_content=True):
+                buffer += chunk
+                *lines, buffer = buffer.split(b"\n")
+                for line in lines:
+                    if line.strip():
+                        yield json.loads(line)
+        except urllib3.exceptions.HTTPError as error:
+            raise ApiError(0, "TransportError", f"watch {path}: {error}") from error
+        finally:
+            response.release_conn()
+
+
+def _api_error(status: int, payload: bytes) -> ApiError:
+    try:
+        decoded = json.loads(payload)
+        return ApiError(status, str(decoded.get("reason", "")), str(decoded.get("message", "")))
+    except (ValueError, AttributeError):
+        return ApiError(status, "", payload[:500].decode(errors="replace"))
+
+
+def object_path(collection: str, name: str) -> str:
+    return f"{collection}/{quote(name, safe='')}"
+
+
+def connect(kubeconfig: str | None, *, qps: float, burst: int, pool_size: int,
+            user_agent: str) -> ApiClient:
+    return ApiClient(load_configuration(kubeconfig), qps=qps, burst=burst,
+                     pool_size=pool_size, user_agent=user_agent)

@@ -1,0 +1,143 @@
+"""Kubernetes events, posted off the hot path.
+
+Events go through a bounded queue to a few sender threads, so a worker never waits for an
+event write. Repeats of the same event on the same object within ten minutes bump the count
+of the first one instead of creating a new object, like client-go's recorder.
+"""
+
+from __future__ import annotations
+
+import datetime
+import queue
+import secrets
+import threading
+import time
+from dataclasses import dataclass
+
+import structlog
+
+from nfs_provisioner.kube.client import ApiClient, JsonObject
+from nfs_provisioner.kube.errors import ApiError
+
+log = structlog.get_logger(__name__)
+
+NORMAL = "Normal"
+WARNING = "Warning"
+_AGGREGATION_WINDOW = 600.0
+_MAX_MESSAGE = 1024
+_QUEUE_LIMIT = 10000
+
+
+@dataclass(frozen=True)
+class _Pending:
+    involved: JsonObject
+    event_type: str
+    reason: str
+    message: str
+
+
+def _now() -> str:
+    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _reference(obj: JsonObject) -> JsonObject:
+    metadata = obj.get("metadata") or {}
+    reference = {
+        "kind": obj.get("kind"),
+        "apiVersion": obj.get("apiVersion", "v1"),
+        "name": metadata.get("name"),
+        "uid": metadata.get("uid"),
+        "resourceVersion": metadata.get("resourceVersion"),
+    }
+    if metadata.get("namespace"):
+        reference["namespace"] = metadata["namespace"]
+    return {k: v for k, v in reference.items() if v}
+
+
+class EventRecorder:
+    def __init__(self, api: ApiClient, *, component: str, host: str, senders: int = 4) -> None:
+        self.api = api
+        self.component = component
+        self.host = host
+        self._queue: queue.Queue[_Pending | None] = queue.Queue(maxsize=_QUEUE_LIMIT)
+        self._seen: dict[tuple[str, str, str, str], tuple[str, str, int, float]] = {}
+        self._seen_lock = threading.Lock()
+        self.dropped = 0
+        self._threads = [
+            threading.Thread(target=self._send_loop, name=f"events-{i}", daemon=True)
+            for i in range(senders)
+        ]
+        for thread in self._threads:
+            thread.start()
+
+    def record(self, involved: JsonObject, event_type: str, reason: str, message: str) -> None:
+        try:
+            self._queue.put_nowait(_Pending(involved, event_type, reason, message))
+        except queue.Full:
+            self.dropped += 1
+
+    def flush(self, timeout: float = 10.0) -> None:
+        """Wait until queued events have been sent (best effort, for shutdown and tests)."""
+        deadline = time.monotonic() + timeout
+        while self._queue.unfinished_tasks and time.monotonic() < deadline:
+            time.sleep(0.02)
+
+    def _send_loop(self) -> None:
+        while True:
+            pending = self._queue.get()
+            try:
+                if pending is not None:
+                    self._send(pending)
+            except ApiError as error:
+                log.warning("could not post event", reason=pending and pending.reason,
+                            error=str(error))
+            except Exception:
+                log.exception("could not post event")
+            finally:
+                self._queue.task_done()
+
+    def _send(self, pending: _Pending) -> None:
+        reference = _reference(pending.involved)
+        namespace = reference.get("namespace") or "default"
+        message = pending.message[:_MAX_MESSAGE]
+        key = (str(reference.get("uid", reference.get("name"))), pending.event_type,
+               pending.reason, message)
+        now = time.monotonic()
+        with self._seen_lock:
+            previous = self._seen.get(key)
+            if previous and now - previous[3] > _AGGREGATION_WINDOW:
+                previous = None
+        if previous is not None:
+            event_namespace, name, count, _ = previous
+            try:
+                self.api.merge_patch(
+                    f"/api/v1/namespaces/{event_namespace}/events/{name}",
+                    {"count": count + 1, "lastTimestamp": _now()},
+                )
+                with self._seen_lock:
+                    self._seen[key] = (event_namespace, name, count + 1, now)
+                return
+            except ApiError as error:
+                if not error.is_not_found:
+                    raise
+        name = f"{reference.get('name', 'object')}.{secrets.token_hex(8)}"
+        timestamp = _now()
+        self.api.create(f"/api/v1/namespaces/{namespace}/events", {
+            "apiVersion": "v1",
+            "kind": "Event",
+            "metadata": {"name": name, "namespace": namespace},
+            "involvedObject": reference,
+            "reason": pending.reason,
+            "message": message,
+            "type": pending.event_type,
+            "source": {"component": self.component, "host": self.host},
+            "reportingComponent": self.component,
+            "reportingInstance": self.host,
+            "firstTimestamp": timestamp,
+            "lastTimestamp": timestamp,
+            "count": 1,
+        })
+        with self._seen_lock:
+            if len(self._seen) > 50000:
+                self._seen.clear()
+            self._seen[key] = (namespace, name, 1, now)

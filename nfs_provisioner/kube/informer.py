@@ -1,0 +1,199 @@
+"""List+watch caches of one resource type, with resume, relist and periodic resync.
+
+An informer lists the collection (paged), then watches from the list's resourceVersion. A
+dropped watch resumes from the last version it saw (bookmarks keep that fresh); a 410 Gone
+(the version was compacted away) leads to a fresh list, whose differences to the cache are
+delivered as adds, updates and deletes, so no change is lost across the gap.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+
+from nfs_provisioner.kube.client import ApiClient, JsonObject
+from nfs_provisioner.kube.errors import ApiError
+
+log = structlog.get_logger(__name__)
+
+_WATCH_TIMEOUT_RANGE = (300, 600)
+_MAX_RETRY_DELAY = 30.0
+
+
+def object_key(obj: JsonObject) -> str:
+    metadata = obj.get("metadata") or {}
+    namespace = metadata.get("namespace")
+    name = str(metadata.get("name", ""))
+    return f"{namespace}/{name}" if namespace else name
+
+
+@dataclass
+class Handlers:
+    on_add: Callable[[JsonObject], None]
+    on_update: Callable[[JsonObject, JsonObject], None]
+    on_delete: Callable[[JsonObject], None]
+
+
+class Informer:
+    def __init__(self, api: ApiClient, path: str, *, kind: str, resync_period: float,
+                 stop: threading.Event) -> None:
+        self.api = api
+        self.path = path
+        self.kind = kind
+        self.resync_period = resync_period
+        self._stop = stop
+        self._store: dict[str, JsonObject] = {}
+        self._lock = threading.Lock()
+        self._handlers: list[Handlers] = []
+        self.synced = threading.Event()
+        self.connected = False
+        self.last_error: str | None = None
+        self.relists = 0
+        self._resource_version = ""
+
+    def add_handlers(self, handlers: Handlers) -> None:
+        self._handlers.append(handlers)
+
+    def get(self, key: str) -> JsonObject | None:
+        with self._lock:
+            return self._store.get(key)
+
+    def items(self) -> list[JsonObject]:
+        with self._lock:
+            return list(self._store.values())
+
+    def __len__(self) -> int:
+        return len(self._store)
+
+    def start(self) -> threading.Thread:
+        thread = threading.Thread(target=self._run, name=f"informer-{self.kind}", daemon=True)
+        thread.start()
+        if self.resync_period > 0:
+            threading.Thread(target=self._resync_loop, name=f"resync-{self.kind}",
+                             daemon=True).start()
+        return thread
+
+    def _run(self) -> None:
+        delay = 0.5
+        need_list = True
+        while not self._stop.is_set():
+            try:
+                if need_list:
+                    self._relist()
+                    need_list = False
+                self._watch_once()
+                delay = 0.5
+            except ApiError as error:
+                self.connected = False
+                self.last_error = str(error)
+                if error.is_gone:
+                    log.info("watch expired, relisting", kind=self.kind)
+                    need_list = True
+                    continue
+                log.warning("watch failed, retrying", kind=self.kind, error=str(error),
+                            retry_in=round(delay, 1))
+                self._stop.wait(delay)
+                delay = min(delay * 2, _MAX_RETRY_DELAY)
+            except Exception as error:  # a bug must not silently kill the cache
+                self.connected = False
+                self.last_error = repr(error)
+                log.exception("informer error, relisting", kind=self.kind)
+                need_list = True
+                self._stop.wait(delay)
+                delay = min(delay * 2, _MAX_RETRY_DELAY)
+
+    def _relist(self) -> None:
+        items, resource_version = self.api.list_all(self.path)
+        fresh = {object_key(item): item for item in items}
+        with self._lock:
+            previous = self._store
+            self._store = fresh
+        self._resource_version = resource_version
+        self.connected = True
+        self.last_error = None
+        self.relists += 1
+        for key, obj in fresh.items():
+            old = previous.get(key)
+            if old is None:
+                self._dispatch_add(obj)
+            elif _version(old) != _version(obj):
+                self._dispatch_update(old, obj)
+        for key, obj in previous.items():
+            if key not in fresh:
+                self._dispatch_delete(obj)
+        self.synced.set()
+        log.debug("listed", kind=self.kind, count=len(fresh), resource_version=resource_version)
+
+    def _watch_once(self) -> None:
+        timeout = random.randint(*_WATCH_TIMEOUT_RANGE)
+        for event in self.api.watch(self.path, resource_version=self._resource_version,
+                                    timeout_seconds=timeout):
+            if self._stop.is_set():
+                return
+            self.connected = True
+            kind = event.get("type")
+            obj = event.get("object") or {}
+            if kind == "ERROR":
+                status = int(obj.get("code") or 0)
+                raise ApiError(status, str(obj.get("reason", "")), str(obj.get("message", "")))
+            version = (obj.get("metadata") or {}).get("resourceVersion")
+            if version:
+                self._resource_version = str(version)
+            if kind == "BOOKMARK":
+                continue
+            key = object_key(obj)
+            with self._lock:
+                old = self._store.get(key)
+                if kind == "DELETED":
+                    self._store.pop(key, None)
+                else:
+                    self._store[key] = obj
+            if kind == "DELETED":
+                self._dispatch_delete(obj)
+            elif old is None:
+                self._dispatch_add(obj)
+            else:
+                self._dispatch_update(old, obj)
+
+    def _resync_loop(self) -> None:
+        # Jitter so that several informers do not resync in the same instant.
+        while not self._stop.wait(self.resync_period * random.uniform(0.9, 1.1)):
+            for obj in self.items():
+                self._dispatch_update(obj, obj)
+
+    def _dispatch_add(self, obj: JsonObject) -> None:
+        for handlers in self._handlers:
+            _safely(handlers.on_add, obj)
+
+    def _dispatch_update(self, old: JsonObject, new: JsonObject) -> None:
+        for handlers in self._handlers:
+            _safely(handlers.on_update, old, new)
+
+    def _dispatch_delete(self, obj: JsonObject) -> None:
+        for handlers in self._handlers:
+            _safely(handlers.on_delete, obj)
+
+
+def _version(obj: JsonObject) -> Any:
+    return (obj.get("metadata") or {}).get("resourceVersion")
+
+
+def _safely(handler: Callable[..., None], *args: JsonObject) -> None:
+    try:
+        handler(*args)
+    except Exception:
+        log.exception("event handler failed")
+
+
+def wait_for_sync(informers: list[Informer], stop: threading.Event) -> bool:
+    while not stop.is_set():
+        if all(informer.synced.is_set() for informer in informers):
+            return True
+        time.sleep(0.05)
+    return False

@@ -1,0 +1,28 @@
+"""coordination.k8s.io/v1 Lease calls used by leader election."""
+
+from __future__ import annotations
+
+from nfs_provisioner.kube.client import ApiClient, JsonObject, object_path
+
+
+def _collection(namespace: str) -> str:
+    return f"/apis/coordination.k8s.io/v1/namespaces/{namespace}/leases"
+
+
+def get_lease(api: ApiClient, namespace: str, name: str) -> JsonObject:
+    return api.get(object_path(_collection(namespace), name))
+
+
+def create_lease(api: ApiClient, namespace: str, name: str, spec: JsonObject) -> JsonObject:
+    return api.create(_collection(namespace), {
+        "apiVersion": "coordination.k8s.io/v1",
+        "kind": "Lease",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": spec,
+    })
+
+
+def update_lease(api: ApiClient, lease: JsonObject) -> JsonObject:
+    """Replace with the lease's resourceVersion: a concurrent writer gets a 409 Conflict."""
+    metadata = lease["metadata"]
+    return api.replace(object_path(_collection(metadata["namespace"]), metadata["name"]), lease)
