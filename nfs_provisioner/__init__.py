@@ -1,3 +1,3 @@
-"""Kubernetes dynamic provisioner serving PersistentVolumeClaims from directories on an NFS export."""
+"""Kubernetes dynamic provisioner: PersistentVolumeClaims served from an NFS export."""
 
 __version__ = "0.1.0"

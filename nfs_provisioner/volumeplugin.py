@@ -28,7 +28,7 @@ class DeleteOutcome(enum.Enum):
     REMOVED = "removed"
     ARCHIVED = "archived"
     RETAINED = "retained"
-    ALREADY_GONE = "already-gone"
+    ALREADY_GONE = "already gone"
 
 
 class Provisioner(Protocol):
@@ -37,6 +37,7 @@ class Provisioner(Protocol):
     def provision(self, request: ProvisionRequest) -> dict[str, Any]:
         """Create the storage and return the PV body (no claimRef, class or annotations)."""
 
-    def delete(self, pv: Mapping[str, Any],
-               storage_class: Mapping[str, Any] | None) -> DeleteOutcome:
+    def delete(
+        self, pv: Mapping[str, Any], storage_class: Mapping[str, Any] | None
+    ) -> DeleteOutcome:
         """Remove, archive or keep the storage of a released volume."""

@@ -53,7 +53,9 @@ def go_environment() -> dict[str, str]:
 
 def _go_version() -> str:
     if shutil.which("go") is None:
-        raise BuildError("Go >= 1.26 is required to build the control plane, and `go` is not on PATH")
+        raise BuildError(
+            "Go >= 1.26 is required to build the control plane, and `go` is not on PATH"
+        )
     out = subprocess.run(
         ["go", "env", "GOVERSION"], env=go_environment(), check=True, capture_output=True, text=True
     ).stdout.strip()
@@ -100,18 +102,29 @@ def _log(message: str) -> None:
     print(f"[binaries] {message}", file=sys.stderr, flush=True)
 
 
-def _build(name: str, out_dir: Path, build_id: str, outputs: list[str],
-           command: list[str], cwd: Path) -> None:
+def _build(
+    name: str, out_dir: Path, build_id: str, outputs: list[str], command: list[str], cwd: Path
+) -> None:
     stamp = out_dir / ".build-id"
     with _locked(out_dir.parent / f".{out_dir.name}.lock"):
-        if (stamp.exists() and stamp.read_text() == build_id
-                and all((out_dir / o).exists() for o in outputs)):
+        if (
+            stamp.exists()
+            and stamp.read_text() == build_id
+            and all((out_dir / o).exists() for o in outputs)
+        ):
             return
         out_dir.mkdir(parents=True, exist_ok=True)
         _log(f"building {name} into {out_dir} (first time only; this takes a while)")
         started = time.monotonic()
-        result = subprocess.run(command, cwd=cwd, env=go_environment(), text=True,
-                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        result = subprocess.run(
+            command,
+            check=False,
+            cwd=cwd,
+            env=go_environment(),
+            text=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+        )
         if result.returncode != 0:
             raise BuildError(f"building {name} failed:\n{result.stdout[-4000:]}")
         stamp.write_text(build_id)
@@ -132,12 +145,26 @@ def build_kubernetes(versions: Versions, go: str) -> Path:
     out_dir = cache_root() / "bin" / f"kubernetes-{versions.kubernetes}"
     ldflags = _version_ldflags(versions.kubernetes)
     build_id = _fingerprint(go, ldflags, module_dir / "go.mod", module_dir / "go.sum")
-    _build("kube-apiserver and kube-controller-manager", out_dir, build_id,
-           ["kube-apiserver", "kube-controller-manager"],
-           ["go", "build", "-trimpath", "-tags", BUILD_TAGS, "-ldflags", ldflags,
-            "-o", f"{out_dir}/",
-            "k8s.io/kubernetes/cmd/kube-apiserver", "k8s.io/kubernetes/cmd/kube-controller-manager"],
-           module_dir)
+    _build(
+        "kube-apiserver and kube-controller-manager",
+        out_dir,
+        build_id,
+        ["kube-apiserver", "kube-controller-manager"],
+        [
+            "go",
+            "build",
+            "-trimpath",
+            "-tags",
+            BUILD_TAGS,
+            "-ldflags",
+            ldflags,
+            "-o",
+            f"{out_dir}/",
+            "k8s.io/kubernetes/cmd/kube-apiserver",
+            "k8s.io/kubernetes/cmd/kube-controller-manager",
+        ],
+        module_dir,
+    )
     return out_dir
 
 
@@ -146,10 +173,23 @@ def build_etcd(versions: Versions, go: str) -> Path:
     _check_pinned(module_dir, f"go.etcd.io/etcd/server/v3 {versions.etcd}")
     out_dir = cache_root() / "bin" / f"etcd-{versions.etcd}"
     build_id = _fingerprint(go, module_dir / "go.mod", module_dir / "go.sum")
-    _build("etcd", out_dir, build_id, ["etcd"],
-           ["go", "build", "-trimpath", "-ldflags", "-s -w", "-o", str(out_dir / "etcd"),
-            "go.etcd.io/etcd/server/v3"],
-           module_dir)
+    _build(
+        "etcd",
+        out_dir,
+        build_id,
+        ["etcd"],
+        [
+            "go",
+            "build",
+            "-trimpath",
+            "-ldflags",
+            "-s -w",
+            "-o",
+            str(out_dir / "etcd"),
+            "go.etcd.io/etcd/server/v3",
+        ],
+        module_dir,
+    )
     return out_dir
 
 
@@ -157,10 +197,23 @@ def build_helm(versions: Versions, go: str) -> Path:
     out_dir = cache_root() / "bin" / f"helm-{versions.helm}"
     ldflags = f"-s -w -X helm.sh/helm/v3/internal/version.version={versions.helm}"
     build_id = _fingerprint(go, versions.helm, ldflags)
-    _build("helm", out_dir, build_id, ["helm"],
-           ["env", f"GOBIN={out_dir}", "go", "install", "-trimpath", "-ldflags", ldflags,
-            f"helm.sh/helm/v3/cmd/helm@{versions.helm}"],
-           cache_root())
+    _build(
+        "helm",
+        out_dir,
+        build_id,
+        ["helm"],
+        [
+            "env",
+            f"GOBIN={out_dir}",
+            "go",
+            "install",
+            "-trimpath",
+            "-ldflags",
+            ldflags,
+            f"helm.sh/helm/v3/cmd/helm@{versions.helm}",
+        ],
+        cache_root(),
+    )
     return out_dir
 
 
@@ -183,7 +236,3 @@ def main() -> None:
     binaries = ensure_binaries()
     for field, path in vars(binaries).items():
         print(f"{field}={path}")
-
-
-if __name__ == "__main__":
-    main()

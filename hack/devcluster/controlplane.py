@@ -91,8 +91,12 @@ class ControlPlane:
         kubeconfig = {
             "apiVersion": "v1",
             "kind": "Config",
-            "clusters": [{"name": "local", "cluster": {
-                "server": self.server, "certificate-authority": str(self.ca_file)}}],
+            "clusters": [
+                {
+                    "name": "local",
+                    "cluster": {"server": self.server, "certificate-authority": str(self.ca_file)},
+                }
+            ],
             "users": [{"name": "admin", "user": {"token": self.token}}],
             "contexts": [{"name": "local", "context": {"cluster": "local", "user": "admin"}}],
             "current-context": "local",
@@ -103,42 +107,58 @@ class ControlPlane:
     def _spawn(self, name: str, argv: list[str]) -> None:
         log = (self.log_dir / f"{name}.log").open("ab")
         self.processes[name] = subprocess.Popen(
-            argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            preexec_fn=_die_with_parent, cwd=self.workdir,
+            argv,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            preexec_fn=_die_with_parent,
+            cwd=self.workdir,
         )
         log.close()
 
     def start_etcd(self) -> None:
         peer = f"http://127.0.0.1:{self.etcd_peer_port}"
         client = f"http://127.0.0.1:{self.etcd_port}"
-        self._spawn("etcd", [
-            str(self.binaries.etcd), "--name=default",
-            f"--data-dir={self.workdir / 'etcd'}",
-            f"--listen-client-urls={client}", f"--advertise-client-urls={client}",
-            f"--listen-peer-urls={peer}", f"--initial-advertise-peer-urls={peer}",
-            f"--initial-cluster=default={peer}",
-            "--unsafe-no-fsync", "--log-level=warn",
-        ])
+        self._spawn(
+            "etcd",
+            [
+                str(self.binaries.etcd),
+                "--name=default",
+                f"--data-dir={self.workdir / 'etcd'}",
+                f"--listen-client-urls={client}",
+                f"--advertise-client-urls={client}",
+                f"--listen-peer-urls={peer}",
+                f"--initial-advertise-peer-urls={peer}",
+                f"--initial-cluster=default={peer}",
+                "--unsafe-no-fsync",
+                "--log-level=warn",
+            ],
+        )
         self._wait_for(f"{client}/health", "etcd", tls=False)
 
     def start_apiserver(self) -> None:
         w = self.workdir
-        self._spawn("kube-apiserver", [
-            str(self.binaries.kube_apiserver),
-            f"--etcd-servers=http://127.0.0.1:{self.etcd_port}",
-            "--bind-address=127.0.0.1", "--advertise-address=127.0.0.1",
-            f"--secure-port={self.apiserver_port}",
-            f"--cert-dir={w / 'apiserver-certs'}",
-            f"--tls-cert-file={w / 'apiserver.crt'}", f"--tls-private-key-file={w / 'apiserver.key'}",
-            "--authorization-mode=RBAC",
-            f"--token-auth-file={w / 'tokens.csv'}",
-            "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
-            f"--service-account-key-file={w / 'sa.pub'}",
-            f"--service-account-signing-key-file={w / 'sa.key'}",
-            "--service-cluster-ip-range=10.0.0.0/24",
-            "--disable-admission-plugins=ServiceAccount",
-            "--endpoint-reconciler-type=none",
-        ])
+        self._spawn(
+            "kube-apiserver",
+            [
+                str(self.binaries.kube_apiserver),
+                f"--etcd-servers=http://127.0.0.1:{self.etcd_port}",
+                "--bind-address=127.0.0.1",
+                "--advertise-address=127.0.0.1",
+                f"--secure-port={self.apiserver_port}",
+                f"--cert-dir={w / 'apiserver-certs'}",
+                f"--tls-cert-file={w / 'apiserver.crt'}",
+                f"--tls-private-key-file={w / 'apiserver.key'}",
+                "--authorization-mode=RBAC",
+                f"--token-auth-file={w / 'tokens.csv'}",
+                "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
+                f"--service-account-key-file={w / 'sa.pub'}",
+                f"--service-account-signing-key-file={w / 'sa.key'}",
+                "--service-cluster-ip-range=10.0.0.0/24",
+                "--disable-admission-plugins=ServiceAccount",
+                "--endpoint-reconciler-type=none",
+            ],
+        )
         self._wait_for(f"{self.server}/readyz", "kube-apiserver", tls=True)
 
     def start_controller_manager(self) -> None:
@@ -146,8 +166,10 @@ class ControlPlane:
             str(self.binaries.kube_controller_manager),
             f"--kubeconfig={self.kubeconfig}",
             f"--controllers={','.join(CONTROLLERS)}",
-            "--leader-elect=false", "--use-service-account-credentials=false",
-            "--secure-port=0", "--pvclaimbinder-sync-period=2s",
+            "--leader-elect=false",
+            "--use-service-account-credentials=false",
+            "--secure-port=0",
+            "--pvclaimbinder-sync-period=2s",
         ]
         if self.controller_manager_qps is not None:
             argv.append(f"--kube-api-qps={self.controller_manager_qps}")
@@ -185,7 +207,8 @@ class ControlPlane:
     def request(self, path: str, timeout: float = 5.0) -> Any:
         """GET a path of the API server as admin and return the decoded JSON."""
         req = urllib.request.Request(
-            self.server + path, headers={"Authorization": f"Bearer {self.token}"})
+            self.server + path, headers={"Authorization": f"Bearer {self.token}"}
+        )
         context = ssl.create_default_context(cafile=str(self.ca_file))
         with urllib.request.urlopen(req, timeout=timeout, context=context) as response:
             return json.loads(response.read())
@@ -199,7 +222,8 @@ class ControlPlane:
             process = self.processes[name]
             if process.poll() is not None:
                 raise ControlPlaneError(
-                    f"{name} exited with {process.returncode}:\n{self.log_tail(name)}")
+                    f"{name} exited with {process.returncode}:\n{self.log_tail(name)}"
+                )
             try:
                 req = urllib.request.Request(url, headers=headers)
                 with urllib.request.urlopen(req, timeout=2, context=context) as response:
@@ -209,7 +233,8 @@ class ControlPlane:
                 last_error = str(error)
             time.sleep(0.2)
         raise ControlPlaneError(
-            f"{name} not ready after {timeout:.0f}s ({last_error}):\n{self.log_tail(name)}")
+            f"{name} not ready after {timeout:.0f}s ({last_error}):\n{self.log_tail(name)}"
+        )
 
     def log_tail(self, name: str, lines: int = 40) -> str:
         path = self.log_dir / f"{name}.log"
@@ -231,7 +256,8 @@ def start_control_plane(
     directory = Path(tempfile.mkdtemp(prefix="nfs-provisioner-cp-")) if owned else workdir
     assert directory is not None
     plane = ControlPlane(
-        binaries=binaries or ensure_binaries(), workdir=directory,
+        binaries=binaries or ensure_binaries(),
+        workdir=directory,
         controller_manager_qps=controller_manager_qps,
         controller_manager_burst=controller_manager_burst,
     )
@@ -252,4 +278,3 @@ def start_control_plane(
 
 def _raise_keyboard_interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt(f"signal {signum}")
-

@@ -28,10 +28,13 @@ def load_configuration(kubeconfig: str | None) -> Any:
     configuration = k8s_client.Configuration()
     try:
         if kubeconfig:
-            k8s_config.load_kube_config(config_file=kubeconfig,
-                                        client_configuration=configuration)
+            k8s_config.load_kube_config(  # type: ignore[no-untyped-call]
+                config_file=kubeconfig, client_configuration=configuration
+            )
         else:
-            k8s_config.load_incluster_config(client_configuration=configuration)
+            k8s_config.load_incluster_config(  # type: ignore[no-untyped-call]
+                client_configuration=configuration
+            )
     except (k8s_config.ConfigException, OSError, ValueError, TypeError) as error:
         where = f"kubeconfig {kubeconfig!r}" if kubeconfig else "in-cluster configuration"
         raise ConfigurationError(f"cannot load {where}: {error}") from error
@@ -41,8 +44,9 @@ def load_configuration(kubeconfig: str | None) -> Any:
 class ApiClient:
     """Thread-safe: one pool of keep-alive connections shared by every worker."""
 
-    def __init__(self, configuration: Any, *, qps: float, burst: int, pool_size: int,
-                 user_agent: str) -> None:
+    def __init__(
+        self, configuration: Any, *, qps: float, burst: int, pool_size: int, user_agent: str
+    ) -> None:
         configuration.connection_pool_maxsize = pool_size
         configuration.retries = urllib3.Retry(connect=3, read=0, redirect=0, status=0)
         self._configuration = configuration
@@ -61,19 +65,28 @@ class ApiClient:
         return headers
 
     def _url(self, path: str, params: Mapping[str, Any] | None) -> str:
-        url = self._base + path
+        url: str = self._base + path
         if params:
             url += "?" + urlencode({k: v for k, v in params.items() if v is not None})
         return url
 
-    def request(self, method: str, path: str, *, params: Mapping[str, Any] | None = None,
-                body: Any = None, content_type: str = "application/json",
-                timeout: float = _REQUEST_TIMEOUT) -> JsonObject:
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        body: Any = None,
+        content_type: str = "application/json",
+        timeout: float = _REQUEST_TIMEOUT,
+    ) -> JsonObject:
         self.limiter.acquire()
         data = None if body is None else json.dumps(body).encode()
         try:
             response = self._pool.request(
-                method, self._url(path, params), body=data,
+                method,
+                self._url(path, params),
+                body=data,
                 headers=self._headers(content_type if data is not None else None),
                 timeout=urllib3.Timeout(connect=10.0, read=timeout),
             )
@@ -94,8 +107,7 @@ class ApiClient:
         return self.request("PUT", path, body=body)
 
     def merge_patch(self, path: str, patch: JsonObject) -> JsonObject:
-        return self.request("PATCH", path, body=patch,
-                            content_type="application/merge-patch+json")
+        return self.request("PATCH", path, body=patch, content_type="application/merge-patch+json")
 
     def delete(self, path: str, *, preconditions: JsonObject | None = None) -> JsonObject:
         body = None
@@ -116,17 +128,22 @@ class ApiClient:
                 return items, str(metadata.get("resourceVersion", ""))
             params = {"limit": page_size, "continue": token}
 
-    def watch(self, path: str, *, resource_version: str, timeout_seconds: int
-              ) -> Iterator[JsonObject]:
+    def watch(
+        self, path: str, *, resource_version: str, timeout_seconds: int
+    ) -> Iterator[JsonObject]:
         """Stream watch events (dicts with ``type`` and ``object``) until the server ends it."""
         self.limiter.acquire()
         params = {
-            "watch": "true", "resourceVersion": resource_version,
-            "allowWatchBookmarks": "true", "timeoutSeconds": timeout_seconds,
+            "watch": "true",
+            "resourceVersion": resource_version,
+            "allowWatchBookmarks": "true",
+            "timeoutSeconds": timeout_seconds,
         }
         try:
             response = self._pool.request(
-                "GET", self._url(path, params), headers=self._headers(),
+                "GET",
+                self._url(path, params),
+                headers=self._headers(),
                 preload_content=False,
                 timeout=urllib3.Timeout(connect=10.0, read=timeout_seconds + 30.0),
             )
@@ -160,7 +177,13 @@ def object_path(collection: str, name: str) -> str:
     return f"{collection}/{quote(name, safe='')}"
 
 
-def connect(kubeconfig: str | None, *, qps: float, burst: int, pool_size: int,
-            user_agent: str) -> ApiClient:
-    return ApiClient(load_configuration(kubeconfig), qps=qps, burst=burst,
-                     pool_size=pool_size, user_agent=user_agent)
+def connect(
+    kubeconfig: str | None, *, qps: float, burst: int, pool_size: int, user_agent: str
+) -> ApiClient:
+    return ApiClient(
+        load_configuration(kubeconfig),
+        qps=qps,
+        burst=burst,
+        pool_size=pool_size,
+        user_agent=user_agent,
+    )

@@ -89,8 +89,9 @@ class EventRecorder:
                 if pending is not None:
                     self._send(pending)
             except ApiError as error:
-                log.warning("could not post event", reason=pending and pending.reason,
-                            error=str(error))
+                log.warning(
+                    "could not post event", reason=pending and pending.reason, error=str(error)
+                )
             except Exception:
                 log.exception("could not post event")
             finally:
@@ -100,8 +101,12 @@ class EventRecorder:
         reference = _reference(pending.involved)
         namespace = reference.get("namespace") or "default"
         message = pending.message[:_MAX_MESSAGE]
-        key = (str(reference.get("uid", reference.get("name"))), pending.event_type,
-               pending.reason, message)
+        key = (
+            str(reference.get("uid", reference.get("name"))),
+            pending.event_type,
+            pending.reason,
+            message,
+        )
         now = time.monotonic()
         with self._seen_lock:
             previous = self._seen.get(key)
@@ -122,21 +127,24 @@ class EventRecorder:
                     raise
         name = f"{reference.get('name', 'object')}.{secrets.token_hex(8)}"
         timestamp = _now()
-        self.api.create(f"/api/v1/namespaces/{namespace}/events", {
-            "apiVersion": "v1",
-            "kind": "Event",
-            "metadata": {"name": name, "namespace": namespace},
-            "involvedObject": reference,
-            "reason": pending.reason,
-            "message": message,
-            "type": pending.event_type,
-            "source": {"component": self.component, "host": self.host},
-            "reportingComponent": self.component,
-            "reportingInstance": self.host,
-            "firstTimestamp": timestamp,
-            "lastTimestamp": timestamp,
-            "count": 1,
-        })
+        self.api.create(
+            f"/api/v1/namespaces/{namespace}/events",
+            {
+                "apiVersion": "v1",
+                "kind": "Event",
+                "metadata": {"name": name, "namespace": namespace},
+                "involvedObject": reference,
+                "reason": pending.reason,
+                "message": message,
+                "type": pending.event_type,
+                "source": {"component": self.component, "host": self.host},
+                "reportingComponent": self.component,
+                "reportingInstance": self.host,
+                "firstTimestamp": timestamp,
+                "lastTimestamp": timestamp,
+                "count": 1,
+            },
+        )
         with self._seen_lock:
             if len(self._seen) > 50000:
                 self._seen.clear()

@@ -41,8 +41,9 @@ class Handlers:
 
 
 class Informer:
-    def __init__(self, api: ApiClient, path: str, *, kind: str, resync_period: float,
-                 stop: threading.Event) -> None:
+    def __init__(
+        self, api: ApiClient, path: str, *, kind: str, resync_period: float, stop: threading.Event
+    ) -> None:
         self.api = api
         self.path = path
         self.kind = kind
@@ -75,8 +76,9 @@ class Informer:
         thread = threading.Thread(target=self._run, name=f"informer-{self.kind}", daemon=True)
         thread.start()
         if self.resync_period > 0:
-            threading.Thread(target=self._resync_loop, name=f"resync-{self.kind}",
-                             daemon=True).start()
+            threading.Thread(
+                target=self._resync_loop, name=f"resync-{self.kind}", daemon=True
+            ).start()
         return thread
 
     def _run(self) -> None:
@@ -96,8 +98,12 @@ class Informer:
                     log.info("watch expired, relisting", kind=self.kind)
                     need_list = True
                     continue
-                log.warning("watch failed, retrying", kind=self.kind, error=str(error),
-                            retry_in=round(delay, 1))
+                log.warning(
+                    "watch failed, retrying",
+                    kind=self.kind,
+                    error=str(error),
+                    retry_in=round(delay, 1),
+                )
                 self._stop.wait(delay)
                 delay = min(delay * 2, _MAX_RETRY_DELAY)
             except Exception as error:  # a bug must not silently kill the cache
@@ -132,8 +138,9 @@ class Informer:
 
     def _watch_once(self) -> None:
         timeout = random.randint(*_WATCH_TIMEOUT_RANGE)
-        for event in self.api.watch(self.path, resource_version=self._resource_version,
-                                    timeout_seconds=timeout):
+        for event in self.api.watch(
+            self.path, resource_version=self._resource_version, timeout_seconds=timeout
+        ):
             if self._stop.is_set():
                 return
             self.connected = True

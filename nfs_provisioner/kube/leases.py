@@ -14,12 +14,15 @@ def get_lease(api: ApiClient, namespace: str, name: str) -> JsonObject:
 
 
 def create_lease(api: ApiClient, namespace: str, name: str, spec: JsonObject) -> JsonObject:
-    return api.create(_collection(namespace), {
-        "apiVersion": "coordination.k8s.io/v1",
-        "kind": "Lease",
-        "metadata": {"name": name, "namespace": namespace},
-        "spec": spec,
-    })
+    return api.create(
+        _collection(namespace),
+        {
+            "apiVersion": "coordination.k8s.io/v1",
+            "kind": "Lease",
+            "metadata": {"name": name, "namespace": namespace},
+            "spec": spec,
+        },
+    )
 
 
 def update_lease(api: ApiClient, lease: JsonObject) -> JsonObject:

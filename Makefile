@@ -1,0 +1,47 @@
+# Two commands matter: `make demo` and `make test`. Each installs what it needs by itself.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: test demo lint unit e2e binaries pin bench clean help
+
+help:
+	@echo "make demo   - start a local control plane and the provisioner on .demo/export"
+	@echo "make test   - lint, type-check and run every test (unit and end-to-end)"
+	@echo "make bench  - benchmarks against the Go original (see benchmarks/README.md)"
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python >= 3.11 is required")'
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+binaries: $(STAMP)
+	$(PY) hack/build_binaries.py
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check nfs_provisioner tests hack benchmarks
+	$(VENV)/bin/ruff format --check nfs_provisioner tests hack benchmarks
+	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
+
+unit: $(STAMP)
+	$(PY) -m pytest tests/unit
+
+e2e: $(STAMP) binaries
+	$(PY) -m pytest tests/e2e
+
+# pytest exits 5 when no test ran, so an empty run fails here too.
+test: $(STAMP) binaries lint
+	$(PY) -m pytest tests
+
+demo: $(STAMP) binaries
+	$(PY) hack/demo.py
+
+pin: $(STAMP)
+	$(PY) hack/pin_versions.py
+
+clean:
+	rm -rf $(VENV) .demo .pytest_cache .mypy_cache .ruff_cache .hypothesis

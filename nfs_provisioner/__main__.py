@@ -1,0 +1,3 @@
+from nfs_provisioner.cli import main
+
+raise SystemExit(main())

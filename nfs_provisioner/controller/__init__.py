@@ -1,0 +1,1 @@
+"""The generic provisioning controller: queues, reconcilers, leader election, metrics."""

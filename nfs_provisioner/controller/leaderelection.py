@@ -1,0 +1,153 @@
+"""Leader election on a coordination.k8s.io Lease, with client-go's timing semantics.
+
+Expiry is judged on this process's monotonic clock from the moment it last saw the lease
+record change, so clock skew between nodes cannot make two instances lead at once.
+"""
+
+from __future__ import annotations
+
+import datetime
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+
+from nfs_provisioner.kube import ApiClient, ApiError
+from nfs_provisioner.kube.leases import create_lease, get_lease, update_lease
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class LeaseSettings:
+    namespace: str
+    name: str
+    identity: str
+    lease_duration: float = 15.0
+    renew_deadline: float = 10.0
+    retry_period: float = 2.0
+
+
+def _micro_time() -> str:
+    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+class LeaderElector:
+    def __init__(
+        self,
+        api: ApiClient,
+        settings: LeaseSettings,
+        *,
+        on_started_leading: Callable[[], None],
+        on_stopped_leading: Callable[[], None],
+    ) -> None:
+        self.api = api
+        self.settings = settings
+        self._on_started = on_started_leading
+        self._on_stopped = on_stopped_leading
+        self._observed_record: Any = None
+        self._observed_at = 0.0
+        self._lease: dict[str, Any] | None = None
+        self.is_leader = False
+
+    def run(self, stop: threading.Event) -> None:
+        """Acquire, then renew until the lease is lost or ``stop`` is set (then release)."""
+        s = self.settings
+        log.info(
+            "waiting for the leader lease", lease=f"{s.namespace}/{s.name}", identity=s.identity
+        )
+        while not stop.is_set():
+            if self._try_acquire_or_renew():
+                break
+            stop.wait(s.retry_period)
+        if stop.is_set():
+            return
+        self.is_leader = True
+        log.info("became leader", lease=f"{s.namespace}/{s.name}", identity=s.identity)
+        self._on_started()
+        last_renew = time.monotonic()
+        while not stop.wait(s.retry_period):
+            if self._try_acquire_or_renew():
+                last_renew = time.monotonic()
+            elif time.monotonic() - last_renew > s.renew_deadline:
+                self.is_leader = False
+                log.error("lost the leader lease", lease=f"{s.namespace}/{s.name}")
+                self._on_stopped()
+                return
+        self._release()
+
+    def _try_acquire_or_renew(self) -> bool:
+        s = self.settings
+        now = _micro_time()
+        try:
+            lease = get_lease(self.api, s.namespace, s.name)
+        except ApiError as error:
+            if not error.is_not_found:
+                log.warning("cannot read the leader lease", error=str(error))
+                return False
+            try:
+                self._lease = create_lease(
+                    self.api,
+                    s.namespace,
+                    s.name,
+                    {
+                        "holderIdentity": s.identity,
+                        "leaseDurationSeconds": int(s.lease_duration),
+                        "acquireTime": now,
+                        "renewTime": now,
+                        "leaseTransitions": 0,
+                    },
+                )
+            except ApiError as create_error:
+                log.info("could not create the leader lease", error=str(create_error))
+                return False
+            self._observe(self._lease["spec"])
+            return True
+        spec = lease.get("spec") or {}
+        if spec != self._observed_record:
+            self._observe(spec)
+        holder = spec.get("holderIdentity") or ""
+        duration = float(spec.get("leaseDurationSeconds") or s.lease_duration)
+        held_by_other = holder not in ("", s.identity)
+        if held_by_other and time.monotonic() < self._observed_at + duration:
+            return False
+        new_spec = dict(spec)
+        if holder != s.identity:
+            new_spec["leaseTransitions"] = int(spec.get("leaseTransitions") or 0) + 1
+            new_spec["acquireTime"] = now
+        new_spec.update(
+            holderIdentity=s.identity, renewTime=now, leaseDurationSeconds=int(s.lease_duration)
+        )
+        lease["spec"] = new_spec
+        try:
+            self._lease = update_lease(self.api, lease)
+        except ApiError as error:
+            log.info("could not update the leader lease", error=str(error))
+            return False
+        self._observe(new_spec)
+        return True
+
+    def _observe(self, spec: Any) -> None:
+        self._observed_record = spec
+        self._observed_at = time.monotonic()
+
+    def _release(self) -> None:
+        """Hand the lease back so a standby takes over at once instead of after expiry."""
+        if not self.is_leader or self._lease is None:
+            return
+        lease = dict(self._lease)
+        lease["spec"] = dict(
+            lease.get("spec") or {},
+            holderIdentity="",
+            leaseDurationSeconds=1,
+            renewTime=_micro_time(),
+        )
+        try:
+            update_lease(self.api, lease)
+            log.info("released the leader lease")
+        except ApiError as error:
+            log.warning("could not release the leader lease", error=str(error))
+        self.is_leader = False

@@ -1,0 +1,54 @@
+"""The NFS storage backend: path patterns and their safety, directories, PV bodies.
+
+Plain dicts in and out; this package never talks to the API server.
+"""
+
+from nfs_provisioner.nfs.backend import NFSBackend
+from nfs_provisioner.nfs.errors import (
+    InvalidParameterError,
+    StorageError,
+    UnsafePathError,
+    UnsupportedClaimError,
+)
+from nfs_provisioner.nfs.filesystem import ExportRoot
+from nfs_provisioner.nfs.params import (
+    ClassOptions,
+    DeletePolicy,
+    deletion_policy,
+    parse_bool,
+    parse_class_parameters,
+)
+from nfs_provisioner.nfs.patterns import (
+    default_directory_name,
+    expand_path_pattern,
+    resolve_volume_directory,
+)
+from nfs_provisioner.nfs.volumes import (
+    build_persistent_volume,
+    local_directory_for,
+    normalize_export_path,
+)
+from nfs_provisioner.volumeplugin import BackendError, DeleteOutcome, ProvisionRequest
+
+__all__ = [
+    "BackendError",
+    "ClassOptions",
+    "DeleteOutcome",
+    "DeletePolicy",
+    "ExportRoot",
+    "InvalidParameterError",
+    "NFSBackend",
+    "ProvisionRequest",
+    "StorageError",
+    "UnsafePathError",
+    "UnsupportedClaimError",
+    "build_persistent_volume",
+    "default_directory_name",
+    "deletion_policy",
+    "expand_path_pattern",
+    "local_directory_for",
+    "normalize_export_path",
+    "parse_bool",
+    "parse_class_parameters",
+    "resolve_volume_directory",
+]

@@ -1,0 +1,279 @@
+"""The one place that touches the export: symlink-safe directory create, remove and archive.
+
+Every operation opens the export root and walks down one component at a time with O_NOFOLLOW,
+relative to the parent's file descriptor. A symbolic link planted anywhere inside the export
+(by a pod that mounts its volume, say) is therefore never followed, and no path string is ever
+resolved by the kernel from the top, so nothing outside the export can be reached.
+"""
+
+import contextlib
+import ctypes
+import errno
+import os
+import shutil
+import stat
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from pathlib import PurePosixPath
+from typing import Final, cast
+
+from nfs_provisioner.nfs._paths import MAX_NAME_BYTES, quote, unsafe_name_reason, unsafe_reason
+from nfs_provisioner.nfs.errors import StorageError, UnsafePathError
+
+_OPEN_DIRECTORY: Final = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+_RENAME_NOREPLACE: Final = 1
+
+_Renameat2 = Callable[[int, bytes, int, bytes, int], int]
+
+
+def _load_renameat2() -> _Renameat2 | None:
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+    except OSError:
+        return None
+    function = getattr(libc, "renameat2", None)
+    if function is None:
+        return None
+    function.argtypes = [
+        ctypes.c_int,
+        ctypes.c_char_p,
+        ctypes.c_int,
+        ctypes.c_char_p,
+        ctypes.c_uint,
+    ]
+    function.restype = ctypes.c_int
+    return cast(_Renameat2, function)
+
+
+_RENAMEAT2: _Renameat2 | None = _load_renameat2()
+
+
+class ExportRoot:
+    """The export as mounted locally; every path argument is relative to it."""
+
+    def __init__(self, mount_path: str | os.PathLike[str]) -> None:
+        self.mount_path = os.fspath(mount_path)
+
+    def create_directory(self, rel: PurePosixPath, mode: int = 0o777) -> None:
+        """Create rel and its missing parents; an existing directory is reused.
+
+        Parents get 0o777 less the umask, as Go's MkdirAll gives them; only the leaf is
+        chmod-ed, through its descriptor, so the umask never leaks into the volume's mode.
+        """
+        parents, leaf = self._split(rel)
+        with self._open_root() as root_fd, self._walk(root_fd, parents, create=True) as fd:
+            assert fd is not None  # create=True never yields None
+            try:
+                os.mkdir(leaf, mode, dir_fd=fd)
+            except FileExistsError:
+                pass
+            except OSError as error:
+                raise self._storage_error(f"create directory {_show(rel)}", error) from error
+            with self._open_child(fd, leaf, rel) as leaf_fd:
+                try:
+                    os.fchmod(leaf_fd, mode)
+                except OSError as error:
+                    what = f"set the mode of directory {_show(rel)}"
+                    raise self._storage_error(what, error) from error
+
+    def remove_directory(self, rel: PurePosixPath) -> bool:
+        """Remove the directory tree at rel; False if it did not exist."""
+        parents, leaf = self._split(rel)
+        with self._open_root() as root_fd, self._walk(root_fd, parents) as fd:
+            if fd is None or not self._is_directory(fd, leaf, rel):
+                return False
+            try:
+                # With dir_fd, rmtree works on descriptors and never follows a symbolic link,
+                # even one swapped in while it runs.
+                shutil.rmtree(leaf, dir_fd=fd)
+            except OSError as error:
+                raise self._storage_error(f"remove directory {_show(rel)}", error) from error
+        return True
+
+    def archive_directory(self, rel: PurePosixPath, archive_name: str) -> str | None:
+        """Move rel to archive_name at the top of the export; the name actually used, or None.
+
+        An existing archive of the same name is never replaced: the new one gets a timestamped
+        name instead, then -2, -3, ... after that.
+        """
+        parents, leaf = self._split(rel)
+        self._check_name(archive_name)
+        with self._open_root() as root_fd, self._walk(root_fd, parents) as fd:
+            if fd is None or not self._is_directory(fd, leaf, rel):
+                return None
+            candidates = _archive_candidates(archive_name)
+            while True:
+                candidate = next(candidates)
+                try:
+                    if _rename_noreplace(fd, leaf, root_fd, candidate):
+                        return candidate
+                except OSError as error:
+                    what = f"move directory {_show(rel)} to {quote(candidate)}"
+                    raise self._storage_error(what, error) from error
+
+    def exists(self, rel: PurePosixPath) -> bool:
+        parents, leaf = self._split(rel)
+        with self._open_root() as root_fd, self._walk(root_fd, parents) as fd:
+            return fd is not None and self._is_directory(fd, leaf, rel)
+
+    def _split(self, rel: PurePosixPath) -> tuple[list[str], str]:
+        if rel.is_absolute():
+            raise UnsafePathError(
+                f"volume path {_show(rel)} is absolute; it must be relative to the export"
+            )
+        if not rel.parts:
+            raise UnsafePathError("volume path is the export root itself; refusing to touch it")
+        reason = unsafe_reason(rel.parts)
+        if reason is not None:
+            raise UnsafePathError(f"volume path {_show(rel)} {reason}")
+        return list(rel.parts[:-1]), rel.parts[-1]
+
+    @staticmethod
+    def _check_name(name: str) -> None:
+        # Length is not checked: over-long archive names are shortened to fit, not refused.
+        if "/" in name or name in ("", ".") or unsafe_name_reason(name) is not None:
+            raise UnsafePathError(f"archive name {quote(name)} is not a single directory name")
+
+    @contextlib.contextmanager
+    def _open_root(self) -> Iterator[int]:
+        try:
+            fd = os.open(self.mount_path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        except OSError as error:
+            raise StorageError(
+                f"cannot open the export mounted at {self.mount_path}: {error.strerror}; "
+                "check that the export is mounted there"
+            ) from error
+        try:
+            yield fd
+        finally:
+            os.close(fd)
+
+    @contextlib.contextmanager
+    def _walk(
+        self, root_fd: int, parents: list[str], *, create: bool = False
+    ) -> Iterator[int | None]:
+        """Yield a descriptor of the directory parents lead to, or None if one is missing."""
+        with contextlib.ExitStack() as stack:
+            fd = root_fd
+            for depth, name in enumerate(parents, start=1):
+                here = PurePosixPath(*parents[:depth])
+                if create:
+                    try:
+                        os.mkdir(name, 0o777, dir_fd=fd)
+                    except FileExistsError:
+                        pass
+                    except OSError as error:
+                        what = f"create directory {_show(here)}"
+                        raise self._storage_error(what, error) from error
+                elif not self._is_directory(fd, name, here):
+                    yield None
+                    return
+                fd = stack.enter_context(self._open_child(fd, name, here))
+            yield fd
+
+    @contextlib.contextmanager
+    def _open_child(self, parent_fd: int, name: str, here: PurePosixPath) -> Iterator[int]:
+        try:
+            fd = os.open(name, _OPEN_DIRECTORY, dir_fd=parent_fd)
+        except OSError as error:
+            if error.errno in (errno.ELOOP, errno.ENOTDIR):
+                self._is_directory(parent_fd, name, here)
+            raise self._storage_error(f"open directory {_show(here)}", error) from error
+        try:
+            yield fd
+        finally:
+            os.close(fd)
+
+    def _is_directory(self, parent_fd: int, name: str, here: PurePosixPath) -> bool:
+        """True for a directory, False if nothing is there; anything else is refused."""
+        try:
+            mode = os.stat(name, dir_fd=parent_fd, follow_symlinks=False).st_mode
+        except FileNotFoundError:
+            return False
+        except OSError as error:
+            raise self._storage_error(f"inspect {_show(here)}", error) from error
+        if stat.S_ISDIR(mode):
+            return True
+        where = f"{_show(here)} in the export mounted at {self.mount_path}"
+        if stat.S_ISLNK(mode):
+            raise UnsafePathError(
+                f"{where} is a symbolic link; refusing to follow it, since it could lead "
+                "outside the export"
+            )
+        raise UnsafePathError(f"{where} is not a directory; refusing to touch it")
+
+    def _storage_error(self, what: str, error: OSError) -> StorageError:
+        prefix = f"cannot {what} in the export mounted at {self.mount_path}"
+        if error.errno in (errno.EACCES, errno.EPERM):
+            return StorageError(
+                f"{prefix}: permission denied; the export must be writable by uid {os.geteuid()}: "
+                "check the export's mode and whether the NFS server squashes root "
+                "(root_squash/all_squash)"
+            )
+        if error.errno == errno.ENOSPC:
+            return StorageError(f"{prefix}: no space left on the export")
+        if error.errno == errno.EDQUOT:
+            return StorageError(f"{prefix}: the disk quota on the export is exhausted")
+        if error.errno == errno.EROFS:
+            return StorageError(f"{prefix}: the export is mounted read-only")
+        if error.errno == errno.ESTALE:
+            return StorageError(
+                f"{prefix}: stale NFS file handle; the export was removed or replaced on the "
+                "server: remount it"
+            )
+        if error.errno == errno.EBUSY:
+            return StorageError(
+                f"{prefix}: a file in it is busy; on NFS a file still open by a pod stays behind "
+                "as .nfs* until the pod closes it, so this succeeds once the pod is gone"
+            )
+        return StorageError(f"{prefix}: {error.strerror or error}")
+
+
+def _show(rel: PurePosixPath) -> str:
+    return quote(str(rel))
+
+
+def _archive_candidates(archive_name: str) -> Iterator[str]:
+    yield _fit(archive_name, "")
+    stamped = f"-{datetime.now(UTC):%Y%m%dT%H%M%SZ}"
+    yield _fit(archive_name, stamped)
+    counter = 2
+    while True:
+        suffix = f"{stamped}-{counter}"
+        yield _fit(archive_name, suffix)
+        counter += 1
+
+
+def _fit(name: str, suffix: str) -> str:
+    """name + suffix, with name shortened so the result is a legal directory name."""
+    room = MAX_NAME_BYTES - len(suffix.encode())
+    return name.encode()[:room].decode(errors="ignore") + suffix
+
+
+def _rename_noreplace(src_dir_fd: int, src: str, dst_dir_fd: int, dst: str) -> bool:
+    """Rename without ever replacing dst; False if dst already exists."""
+    if _RENAMEAT2 is not None:
+        result = _RENAMEAT2(
+            src_dir_fd, os.fsencode(src), dst_dir_fd, os.fsencode(dst), _RENAME_NOREPLACE
+        )
+        if result == 0:
+            return True
+        code = ctypes.get_errno()
+        if code == errno.EEXIST:
+            return False
+        # NFS and some older filesystems refuse the flag itself; fall through to the portable way.
+        if code not in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):
+            raise OSError(code, os.strerror(code))
+    # mkdir is atomic and exclusive even over NFS, so the placeholder claims the name; renaming
+    # a directory onto an empty directory then replaces only that placeholder.
+    try:
+        os.mkdir(dst, 0o700, dir_fd=dst_dir_fd)
+    except FileExistsError:
+        return False
+    try:
+        os.rename(src, dst, src_dir_fd=src_dir_fd, dst_dir_fd=dst_dir_fd)
+    except OSError:
+        with contextlib.suppress(OSError):
+            os.rmdir(dst, dir_fd=dst_dir_fd)
+        raise
+    return True

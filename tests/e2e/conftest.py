@@ -1,0 +1,60 @@
+"""Session fixtures: one real control plane (etcd, kube-apiserver, kube-controller-manager)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from devcluster import ControlPlane, ensure_binaries, start_control_plane
+
+from tests.e2e.harness import Cluster, Provisioner, unique
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if "tests/e2e" in str(item.path):
+            item.add_marker(pytest.mark.e2e)
+
+
+@pytest.fixture(scope="session")
+def control_plane() -> Iterator[ControlPlane]:
+    with start_control_plane(binaries=ensure_binaries()) as plane:
+        yield plane
+
+
+@pytest.fixture(scope="session")
+def cluster(control_plane: ControlPlane) -> Cluster:
+    return Cluster.connect(control_plane)
+
+
+@pytest.fixture
+def namespace(cluster: Cluster) -> str:
+    return cluster.create_namespace()
+
+
+@pytest.fixture
+def export(tmp_path: Path) -> Path:
+    directory = tmp_path / "export"
+    directory.mkdir()
+    return directory
+
+
+@pytest.fixture
+def make_provisioner(
+    control_plane: ControlPlane, export: Path
+) -> Iterator[Callable[..., Provisioner]]:
+    """Start provisioner processes with a unique name; all are stopped after the test."""
+    started: list[Provisioner] = []
+    name = f"test.local/{unique('nfs')}"
+
+    def make(**options: object) -> Provisioner:
+        options.setdefault("name", name)
+        options.setdefault("export", export)
+        provisioner = Provisioner(plane=control_plane, **options)  # type: ignore[arg-type]
+        started.append(provisioner)
+        return provisioner.start()
+
+    yield make
+    for provisioner in started:
+        provisioner.stop()
