@@ -1,0 +1,133 @@
+"""Which claims and volumes the controller acts on, and what every PV carries."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from nfs_provisioner.controller.predicates import (
+    claim_class,
+    complete_volume,
+    is_claim_for,
+    should_delete_volume,
+    volume_name_for,
+    waits_for_consumer,
+)
+
+NAME = "cluster.local/nfs"
+
+
+def _claim(**overrides: Any) -> dict[str, Any]:
+    claim: dict[str, Any] = {
+        "metadata": {
+            "name": "data",
+            "namespace": "kubeflow",
+            "uid": "1234",
+            "resourceVersion": "77",
+            "annotations": {"volume.kubernetes.io/storage-provisioner": NAME},
+        },
+        "spec": {"storageClassName": "nfs"},
+    }
+    for key, value in overrides.items():
+        section, _, field = key.partition("__")
+        claim[section][field] = value
+    return claim
+
+
+def test_claim_assigned_by_the_binder_is_ours() -> None:
+    assert is_claim_for(_claim(), NAME)
+
+
+def test_beta_annotation_is_enough() -> None:
+    claim = _claim(metadata__annotations={"volume.beta.kubernetes.io/storage-provisioner": NAME})
+    assert is_claim_for(claim, NAME)
+
+
+@pytest.mark.parametrize(
+    "claim",
+    [
+        _claim(spec__volumeName="pv-1"),
+        _claim(metadata__deletionTimestamp="2026-01-01T00:00:00Z"),
+        _claim(metadata__annotations={"volume.kubernetes.io/storage-provisioner": "other"}),
+        _claim(metadata__annotations={}),
+    ],
+)
+def test_claims_that_are_not_ours(claim: dict[str, Any]) -> None:
+    assert not is_claim_for(claim, NAME)
+
+
+def test_volume_name_is_deterministic() -> None:
+    assert volume_name_for(_claim()) == "pvc-1234"
+
+
+def test_class_from_spec_or_beta_annotation() -> None:
+    assert claim_class(_claim()) == "nfs"
+    legacy = _claim(
+        spec__storageClassName=None,
+        metadata__annotations={"volume.beta.kubernetes.io/storage-class": "old"},
+    )
+    del legacy["spec"]["storageClassName"]
+    assert claim_class(legacy) == "old"
+
+
+def test_wait_for_first_consumer() -> None:
+    wffc = {"volumeBindingMode": "WaitForFirstConsumer"}
+    assert waits_for_consumer(_claim(), wffc)
+    selected = _claim(metadata__annotations={"volume.kubernetes.io/selected-node": "n1"})
+    assert not waits_for_consumer(selected, wffc)
+    assert not waits_for_consumer(_claim(), {"volumeBindingMode": "Immediate"})
+
+
+def _volume(
+    phase: str = "Released", policy: str = "Delete", by: str = NAME, deleting: bool = False
+) -> dict[str, Any]:
+    metadata: dict[str, Any] = {
+        "name": "pvc-1",
+        "annotations": {"pv.kubernetes.io/provisioned-by": by},
+    }
+    if deleting:
+        metadata["deletionTimestamp"] = "2026-01-01T00:00:00Z"
+    return {
+        "metadata": metadata,
+        "spec": {"persistentVolumeReclaimPolicy": policy},
+        "status": {"phase": phase},
+    }
+
+
+@pytest.mark.parametrize(
+    ("volume", "expected"),
+    [
+        (_volume(), True),
+        (_volume(phase="Bound"), False),
+        (_volume(phase="Available"), False),
+        (_volume(phase="Failed"), False),
+        (_volume(policy="Retain"), False),
+        (_volume(by="someone-else"), False),
+        (_volume(deleting=True), False),
+    ],
+)
+def test_deletion_decision_table(volume: dict[str, Any], expected: bool) -> None:
+    assert should_delete_volume(volume, NAME) is expected
+
+
+def test_complete_volume_adds_claim_ref_class_and_owner() -> None:
+    body = {
+        "apiVersion": "v1",
+        "kind": "PersistentVolume",
+        "metadata": {"name": "pvc-1234"},
+        "spec": {"nfs": {"server": "s", "path": "/p"}},
+    }
+    volume = complete_volume(body, _claim(), class_name="nfs", provisioner_name=NAME)
+    assert volume["metadata"]["annotations"] == {"pv.kubernetes.io/provisioned-by": NAME}
+    assert volume["spec"]["storageClassName"] == "nfs"
+    assert volume["spec"]["claimRef"] == {
+        "kind": "PersistentVolumeClaim",
+        "apiVersion": "v1",
+        "namespace": "kubeflow",
+        "name": "data",
+        "uid": "1234",
+        "resourceVersion": "77",
+    }
+    assert volume["spec"]["nfs"] == {"server": "s", "path": "/p"}
+    assert "claimRef" not in body["spec"]  # the backend's body is not modified
