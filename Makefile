@@ -4,12 +4,11 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: test demo lint unit e2e binaries pin bench clean help
+.PHONY: test demo lint unit e2e binaries pin clean help
 
 help:
 	@echo "make demo   - start a local control plane and the provisioner on .demo/export"
 	@echo "make test   - lint, type-check and run every test (unit and end-to-end)"
-	@echo "make bench  - benchmarks against the Go original (see benchmarks/README.md)"
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python >= 3.11 is required")'
@@ -22,8 +21,8 @@ binaries: $(STAMP)
 	$(PY) hack/build_binaries.py
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check nfs_provisioner tests hack benchmarks
-	$(VENV)/bin/ruff format --check nfs_provisioner tests hack benchmarks
+	$(VENV)/bin/ruff check nfs_provisioner tests hack
+	$(VENV)/bin/ruff format --check nfs_provisioner tests hack
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports
 
