@@ -204,3 +204,34 @@ def test_invalid_class_parameter_fails_with_a_clear_event(
     assert [p.name for p in export.iterdir()] == [
         f"{namespace}-good-{cluster.claim(namespace, 'good')['spec']['volumeName']}"
     ]  # type: ignore[index]
+
+
+def test_claim_whose_class_is_missing_waits_for_it(
+    cluster: Cluster, namespace: str, export: Path, make_provisioner: MakeProvisioner
+) -> None:
+    # The binder assigns the claim while the class exists; then the class goes away.
+    name = f"test.local/{namespace}"
+    storage_class = cluster.create_storage_class(name)
+    cluster.create_claim(namespace, "orphan", storage_class=storage_class)
+    wait_for(
+        lambda: (
+            (cluster.claim(namespace, "orphan") or {})["metadata"]
+            .get("annotations", {})
+            .get("volume.kubernetes.io/storage-provisioner")
+        ),
+        what="binder annotation",
+    )
+    cluster.delete_storage_class(storage_class)
+    provisioner = make_provisioner(name=name)
+    wait_for(
+        lambda: (
+            provisioner.metric("nfs_provisioner_workqueue_retries_total", {"queue": "claims"}) >= 2
+        ),
+        what="retries while the class is missing",
+    )
+    assert list(export.iterdir()) == []
+    assert cluster.events(namespace, name="orphan", reason="ProvisioningFailed") == []
+
+    cluster.create_storage_class(name, name=storage_class)
+    cluster.wait_bound(namespace, "orphan")
+    assert len(list(export.iterdir())) == 1
