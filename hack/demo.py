@@ -11,6 +11,7 @@ and a claim, shows the claim Bound and its directory, then keeps running until C
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -83,7 +84,9 @@ def add_claim(name: str, size: str) -> None:
 
 
 def demo() -> None:
-    EXPORT.mkdir(parents=True, exist_ok=True)
+    # The control plane is new every time, so volumes left from an earlier demo mean nothing.
+    shutil.rmtree(EXPORT, ignore_errors=True)
+    EXPORT.mkdir(parents=True)
     with start_control_plane() as plane:
         DEMO_DIR.mkdir(exist_ok=True)
         KUBECONFIG_LINK.unlink(missing_ok=True)
