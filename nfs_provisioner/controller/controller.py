@@ -19,6 +19,8 @@ from nfs_provisioner.controller.predicates import (
     annotations_of,
     claim_class,
     claim_key,
+    compact_claim,
+    compact_volume,
     complete_volume,
     is_block_claim,
     is_claim_for,
@@ -82,6 +84,7 @@ class ProvisionController:
             kind="PersistentVolumeClaim",
             resync_period=settings.resync_period,
             stop=stop,
+            transform=lambda claim: compact_claim(claim, name),
         )
         self.volumes = Informer(
             api,
@@ -89,6 +92,7 @@ class ProvisionController:
             kind="PersistentVolume",
             resync_period=settings.resync_period,
             stop=stop,
+            transform=lambda volume: compact_volume(volume, name),
         )
         self.classes = Informer(
             api, resources.STORAGE_CLASSES, kind="StorageClass", resync_period=0, stop=stop

@@ -98,3 +98,52 @@ def complete_volume(
     spec["storageClassName"] = class_name
     volume["spec"] = spec
     return volume
+
+
+_CLAIM_METADATA = (
+    "name",
+    "namespace",
+    "uid",
+    "resourceVersion",
+    "labels",
+    "annotations",
+    "deletionTimestamp",
+)
+_VOLUME_METADATA = ("name", "uid", "resourceVersion", "annotations", "deletionTimestamp")
+
+
+def _pick(section: Mapping[str, Any], keys: tuple[str, ...]) -> dict[str, Any]:
+    return {key: section[key] for key in keys if key in section}
+
+
+def compact_claim(claim: JsonObject, provisioner_name: str) -> dict[str, Any]:
+    """What the cache keeps of a claim: enough to provision it and to reference it in events.
+
+    Claims that are not (yet) ours keep only their identity; the update that makes one ours
+    carries the whole object again.
+    """
+    metadata = _metadata(claim)
+    compact: dict[str, Any] = {"kind": "PersistentVolumeClaim", "apiVersion": "v1"}
+    if is_claim_for(claim, provisioner_name):
+        compact["metadata"] = _pick(metadata, _CLAIM_METADATA)
+        compact["spec"] = claim.get("spec") or {}
+    else:
+        compact["metadata"] = _pick(metadata, ("name", "namespace", "uid", "resourceVersion"))
+        compact["spec"] = {}
+    return compact
+
+
+def compact_volume(volume: JsonObject, provisioner_name: str) -> dict[str, Any]:
+    """What the cache keeps of a PV: all of ours, only the name of anybody else's.
+
+    The name alone answers "does pvc-<uid> exist", which is all the claim side asks.
+    """
+    metadata = _metadata(volume)
+    compact: dict[str, Any] = {"kind": "PersistentVolume", "apiVersion": "v1"}
+    if annotations_of(volume).get(ANN_PROVISIONED_BY) != provisioner_name:
+        compact["metadata"] = _pick(metadata, ("name", "uid", "resourceVersion"))
+        return compact
+    compact["metadata"] = _pick(metadata, _VOLUME_METADATA)
+    compact["spec"] = volume.get("spec") or {}
+    compact["status"] = {"phase": (volume.get("status") or {}).get("phase")}
+    return compact

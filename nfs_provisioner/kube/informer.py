@@ -42,11 +42,21 @@ class Handlers:
 
 class Informer:
     def __init__(
-        self, api: ApiClient, path: str, *, kind: str, resync_period: float, stop: threading.Event
+        self,
+        api: ApiClient,
+        path: str,
+        *,
+        kind: str,
+        resync_period: float,
+        stop: threading.Event,
+        transform: Callable[[JsonObject], JsonObject] | None = None,
     ) -> None:
         self.api = api
         self.path = path
         self.kind = kind
+        # Applied to every object before it is cached or handed to handlers: the cache keeps
+        # what the controller needs, not whole objects with their managedFields.
+        self._transform = transform or (lambda obj: obj)
         self.resync_period = resync_period
         self._stop = stop
         self._store: dict[str, JsonObject] = {}
@@ -116,7 +126,8 @@ class Informer:
 
     def _relist(self) -> None:
         items, resource_version = self.api.list_all(self.path)
-        fresh = {object_key(item): item for item in items}
+        fresh = {object_key(item): self._transform(item) for item in items}
+        del items
         with self._lock:
             previous = self._store
             self._store = fresh
@@ -154,6 +165,7 @@ class Informer:
                 self._resource_version = str(version)
             if kind == "BOOKMARK":
                 continue
+            obj = self._transform(obj)
             key = object_key(obj)
             with self._lock:
                 old = self._store.get(key)
