@@ -15,6 +15,7 @@ import time
 from dataclasses import dataclass
 
 import structlog
+from prometheus_client import Counter
 
 from nfs_provisioner.kube.client import ApiClient, JsonObject
 from nfs_provisioner.kube.errors import ApiError
@@ -26,6 +27,14 @@ WARNING = "Warning"
 _AGGREGATION_WINDOW = 600.0
 _MAX_MESSAGE = 1024
 _QUEUE_LIMIT = 10000
+_SEND_ATTEMPTS = 4
+
+EVENTS = Counter(
+    "nfs_provisioner_events_total",
+    "Kubernetes events by outcome: posted (new or aggregated), failed, or dropped because the "
+    "send queue was full.",
+    ["result"],
+)
 
 
 @dataclass(frozen=True)
@@ -62,7 +71,6 @@ class EventRecorder:
         self._queue: queue.Queue[_Pending | None] = queue.Queue(maxsize=_QUEUE_LIMIT)
         self._seen: dict[tuple[str, str, str, str], tuple[str, str, int, float]] = {}
         self._seen_lock = threading.Lock()
-        self.dropped = 0
         self._threads = [
             threading.Thread(target=self._send_loop, name=f"events-{i}", daemon=True)
             for i in range(senders)
@@ -74,7 +82,8 @@ class EventRecorder:
         try:
             self._queue.put_nowait(_Pending(involved, event_type, reason, message))
         except queue.Full:
-            self.dropped += 1
+            EVENTS.labels("dropped").inc()
+            log.warning("event queue full, event dropped", reason=reason, message=message)
 
     def flush(self, timeout: float = 10.0) -> None:
         """Wait until queued events have been sent (best effort, for shutdown and tests)."""
@@ -87,15 +96,34 @@ class EventRecorder:
             pending = self._queue.get()
             try:
                 if pending is not None:
-                    self._send(pending)
-            except ApiError as error:
-                log.warning(
-                    "could not post event", reason=pending and pending.reason, error=str(error)
-                )
-            except Exception:
-                log.exception("could not post event")
+                    self._send_with_retries(pending)
             finally:
                 self._queue.task_done()
+
+    def _send_with_retries(self, pending: _Pending) -> None:
+        delay = 0.5
+        for attempt in range(1, _SEND_ATTEMPTS + 1):
+            try:
+                self._send(pending)
+                EVENTS.labels("posted").inc()
+                return
+            except ApiError as error:
+                transient = error.status in (0, 429) or error.status >= 500
+                if not transient or attempt == _SEND_ATTEMPTS:
+                    EVENTS.labels("failed").inc()
+                    log.warning(
+                        "could not post event",
+                        reason=pending.reason,
+                        message=pending.message,
+                        error=str(error),
+                    )
+                    return
+            except Exception:
+                EVENTS.labels("failed").inc()
+                log.exception("could not post event", reason=pending.reason)
+                return
+            time.sleep(delay)
+            delay *= 2
 
     def _send(self, pending: _Pending) -> None:
         reference = _reference(pending.involved)
