@@ -200,6 +200,15 @@ class ControlPlane:
         time.sleep(downtime)
         self.start_apiserver()
 
+    def compact_etcd(self) -> int:
+        """Compact etcd to its current revision, so older watch versions answer 410 Gone."""
+        base = f"http://127.0.0.1:{self.etcd_port}/v3/kv"
+        # etcd's JSON gateway takes base64 keys; "AA==" is the key "\0".
+        header = _post_json(f"{base}/range", {"key": "AA=="})["header"]
+        revision = int(header["revision"])
+        _post_json(f"{base}/compaction", {"revision": revision, "physical": True})
+        return revision
+
     def stop(self) -> None:
         for name in ("kube-controller-manager", "kube-apiserver", "etcd"):
             self.stop_process(name)
@@ -241,6 +250,14 @@ class ControlPlane:
         if not path.exists():
             return ""
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+
+
+def _post_json(url: str, body: dict[str, Any]) -> Any:
+    request = urllib.request.Request(
+        url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"}
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return json.loads(response.read())
 
 
 @contextlib.contextmanager

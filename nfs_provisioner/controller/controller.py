@@ -40,7 +40,7 @@ from nfs_provisioner.kube import (
     JsonObject,
     resources,
 )
-from nfs_provisioner.volumeplugin import BackendError, Provisioner, ProvisionRequest
+from nfs_provisioner.volumeplugin import BackendError, DeleteOutcome, Provisioner, ProvisionRequest
 
 log = structlog.get_logger(__name__)
 
@@ -314,14 +314,16 @@ class ProvisionController:
             delay *= 2
         metrics.PROVISION_FAILED_TOTAL.labels(class_name).inc()
         pv_name = _name(volume)
-        self.events.record(
-            claim,
-            WARNING,
-            "ProvisioningFailed",
+        prefix = (
             f'failed to provision volume with StorageClass "{class_name}": '
-            f'error saving PersistentVolume "{pv_name}": {last_error}. '
-            "Deleting the volume.",
+            f'error saving PersistentVolume "{pv_name}": {last_error}'
         )
+        if last_error is not None and last_error.is_transient:
+            # The API server is unreachable or overloaded, not refusing this PV: keep the
+            # storage, and the next attempt reuses it under the same deterministic name.
+            self.events.record(claim, WARNING, "ProvisioningFailed", f"{prefix}; will retry")
+            raise RetryLaterError(f"could not save PersistentVolume {pv_name}: {last_error}")
+        self.events.record(claim, WARNING, "ProvisioningFailed", f"{prefix}. Deleting the volume.")
         try:
             self.backend.delete(volume, storage_class)
         except BackendError as cleanup_error:
@@ -371,6 +373,14 @@ class ProvisionController:
                     f"failed to delete PersistentVolume {name}: {error}",
                 )
                 raise
+        if outcome is DeleteOutcome.ALREADY_GONE:
+            self.events.record(
+                volume,
+                WARNING,
+                "VolumeStorageMissing",
+                "the volume's storage was already gone from the export when it was released; "
+                "nothing was archived or removed: check who deletes directories on the export",
+            )
         metrics.DELETE_TOTAL.labels(class_name).inc()
         metrics.DELETE_DURATION.labels(class_name).observe(time.monotonic() - started)
         logger.info("volume deleted", storage=outcome.value)

@@ -25,6 +25,11 @@ class ApiError(Exception):
         return self.status == 409 and self.reason == "AlreadyExists"
 
     @property
+    def is_transient(self) -> bool:
+        """The server was unreachable, overloaded or failing: the same call may succeed later."""
+        return self.status in (0, 429) or self.status >= 500
+
+    @property
     def is_gone(self) -> bool:
         return self.status == 410
 

@@ -108,8 +108,7 @@ class EventRecorder:
                 EVENTS.labels("posted").inc()
                 return
             except ApiError as error:
-                transient = error.status in (0, 429) or error.status >= 500
-                if not transient or attempt == _SEND_ATTEMPTS:
+                if not error.is_transient or attempt == _SEND_ATTEMPTS:
                     EVENTS.labels("failed").inc()
                     log.warning(
                         "could not post event",

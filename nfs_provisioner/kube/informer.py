@@ -16,14 +16,29 @@ from dataclasses import dataclass
 from typing import Any
 
 import structlog
+from prometheus_client import Counter, Gauge
 
 from nfs_provisioner.kube.client import ApiClient, JsonObject
 from nfs_provisioner.kube.errors import ApiError
 
 log = structlog.get_logger(__name__)
 
+RELISTS = Counter(
+    "nfs_provisioner_informer_relists_total",
+    "Full lists of a resource: the first one, and each after a watch expired (410 Gone).",
+    ["kind"],
+)
+WATCH_FAILURES = Counter(
+    "nfs_provisioner_informer_watch_failures_total",
+    "Watches that broke (connection lost, server error) and were resumed.",
+    ["kind"],
+)
+CACHED_OBJECTS = Gauge(
+    "nfs_provisioner_informer_cached_objects", "Objects in the local cache.", ["kind"]
+)
+
 _WATCH_TIMEOUT_RANGE = (300, 600)
-_MAX_RETRY_DELAY = 30.0
+_MAX_RETRY_DELAY = 10.0
 
 
 def object_key(obj: JsonObject) -> str:
@@ -65,7 +80,7 @@ class Informer:
         self.synced = threading.Event()
         self.connected = False
         self.last_error: str | None = None
-        self.relists = 0
+        self._cached = CACHED_OBJECTS.labels(kind)
         self._resource_version = ""
 
     def add_handlers(self, handlers: Handlers) -> None:
@@ -108,6 +123,7 @@ class Informer:
                     log.info("watch expired, relisting", kind=self.kind)
                     need_list = True
                     continue
+                WATCH_FAILURES.labels(self.kind).inc()
                 log.warning(
                     "watch failed, retrying",
                     kind=self.kind,
@@ -134,7 +150,8 @@ class Informer:
         self._resource_version = resource_version
         self.connected = True
         self.last_error = None
-        self.relists += 1
+        RELISTS.labels(self.kind).inc()
+        self._cached.set(len(fresh))
         for key, obj in fresh.items():
             old = previous.get(key)
             if old is None:
@@ -173,6 +190,7 @@ class Informer:
                     self._store.pop(key, None)
                 else:
                     self._store[key] = obj
+            self._cached.set(len(self._store))
             if kind == "DELETED":
                 self._dispatch_delete(obj)
             elif old is None:

@@ -19,7 +19,11 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 @pytest.fixture(scope="session")
 def control_plane() -> Iterator[ControlPlane]:
-    with start_control_plane(binaries=ensure_binaries()) as plane:
+    # The binder's default 20 QPS would make every burst test wait on the controller-manager;
+    # what is tested here is the provisioner.
+    with start_control_plane(
+        binaries=ensure_binaries(), controller_manager_qps=500, controller_manager_burst=1000
+    ) as plane:
         yield plane
 
 

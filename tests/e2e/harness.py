@@ -215,6 +215,9 @@ class Provisioner:
     extra_env: dict[str, str] = field(default_factory=dict)
     metrics_port: int = field(default_factory=free_port)
     log_path: Path | None = None
+    kubeconfig: Path | None = None
+    # Run as this uid/gid (root only): how a provisioner meets a root-squashed export.
+    user: int | None = None
     process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> Provisioner:
@@ -223,7 +226,7 @@ class Provisioner:
             "NFS_SERVER": self.server,
             "NFS_PATH": self.nfs_path,
             "PROVISIONER_NAME": self.name,
-            "KUBECONFIG": str(self.plane.kubeconfig),
+            "KUBECONFIG": str(self.kubeconfig or self.plane.kubeconfig),
             "ENABLE_LEADER_ELECTION": "true" if self.leader_election else "false",
             "POD_NAMESPACE": "default",
             "NFS_MOUNT_PATH": str(self.export),
@@ -237,7 +240,14 @@ class Provisioner:
             self.log_path = self.export.parent / f"provisioner-{self.metrics_port}.log"
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "nfs_provisioner", "run", *self.extra_args],
+                [
+                    *self._as_user(),
+                    sys.executable,
+                    "-m",
+                    "nfs_provisioner",
+                    "run",
+                    *self.extra_args,
+                ],
                 env=env,
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -245,6 +255,11 @@ class Provisioner:
             )
         wait_for(self._ready, timeout=30, what=f"provisioner {self.name} to be ready")
         return self
+
+    def _as_user(self) -> list[str]:
+        if self.user is None:
+            return []
+        return ["setpriv", f"--reuid={self.user}", f"--regid={self.user}", "--clear-groups"]
 
     def _ready(self) -> bool:
         if self.process is not None and self.process.poll() is not None:
@@ -304,6 +319,42 @@ class Provisioner:
         except subprocess.TimeoutExpired:
             self.process.kill()
             return self.process.wait()
+
+
+# Short lease timings so leader tests take seconds, not the production 15 s.
+FAST_LEADER_ELECTION: dict[str, Any] = {
+    "leader_election": True,
+    "extra_env": {
+        "NFS_PROVISIONER_LEASE_DURATION": "4s",
+        "NFS_PROVISIONER_RENEW_DEADLINE": "3s",
+        "NFS_PROVISIONER_RETRY_PERIOD": "0.5s",
+    },
+}
+
+
+def elect(first: Provisioner, second: Provisioner) -> tuple[Provisioner, Provisioner]:
+    """Wait until exactly one of two instances leads; return (leader, standby)."""
+
+    def leaders() -> list[Provisioner]:
+        return [p for p in (first, second) if p.metric("nfs_provisioner_leader") == 1]
+
+    (leader,) = wait_for(lambda: leaders() if len(leaders()) == 1 else None, what="one leader")
+    return leader, second if leader is first else first
+
+
+def world_readable_kubeconfig(plane: ControlPlane, directory: Path) -> Path:
+    """A copy of the admin kubeconfig that an unprivileged provisioner process can read."""
+    directory.mkdir(parents=True, exist_ok=True)
+    directory.chmod(0o755)
+    ca = directory / "ca.crt"
+    ca.write_bytes(plane.ca_file.read_bytes())
+    config = json.loads(plane.kubeconfig.read_text())
+    config["clusters"][0]["cluster"]["certificate-authority"] = str(ca)
+    kubeconfig = directory / "kubeconfig"
+    kubeconfig.write_text(json.dumps(config))
+    for path in (ca, kubeconfig):
+        path.chmod(0o644)
+    return kubeconfig
 
 
 @contextmanager

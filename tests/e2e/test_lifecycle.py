@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from tests.e2e.harness import Cluster, Provisioner, wait_for
+from tests.e2e.harness import FAST_LEADER_ELECTION, Cluster, Provisioner, elect, wait_for
 
 MakeProvisioner = Callable[..., Provisioner]
 
@@ -42,23 +42,11 @@ def test_restart_part_way_provisions_nothing_twice(
 def test_only_the_leader_acts_and_a_standby_takes_over(
     cluster: Cluster, namespace: str, export: Path, make_provisioner: MakeProvisioner
 ) -> None:
-    options = {
-        "leader_election": True,
-        "extra_env": {
-            "NFS_PROVISIONER_LEASE_DURATION": "4s",
-            "NFS_PROVISIONER_RENEW_DEADLINE": "3s",
-            "NFS_PROVISIONER_RETRY_PERIOD": "0.5s",
-        },
-    }
-    first = make_provisioner(**options)
-    second = make_provisioner(**options)
+    first = make_provisioner(**FAST_LEADER_ELECTION)
+    second = make_provisioner(**FAST_LEADER_ELECTION)
     storage_class = cluster.create_storage_class(first.name)
 
-    def leaders() -> list[Provisioner]:
-        return [p for p in (first, second) if p.metric("nfs_provisioner_leader") == 1]
-
-    leader = wait_for(lambda: leaders() if len(leaders()) == 1 else None, what="a leader")[0]
-    standby = second if leader is first else first
+    leader, standby = elect(first, second)
     for index in range(5):
         cluster.create_claim(namespace, f"before-{index}", storage_class=storage_class)
     for index in range(5):
