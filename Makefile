@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: test demo lint unit e2e binaries pin clean help
+.PHONY: test test-full demo lint unit e2e binaries pin clean help
 
 help:
 	@echo "make demo   - start a local control plane and the provisioner on .demo/export"
@@ -35,6 +35,10 @@ e2e: $(STAMP) binaries
 # pytest exits 5 when no test ran, so an empty run fails here too.
 test: $(STAMP) binaries lint
 	$(PY) -m pytest tests
+
+# As `make test`, with 10 000 generated cases per path-safety property instead of 300.
+test-full: $(STAMP) binaries lint
+	NFS_PROVISIONER_HYPOTHESIS_EXAMPLES=10000 $(PY) -m pytest tests
 
 demo: $(STAMP) binaries
 	$(PY) hack/demo.py
