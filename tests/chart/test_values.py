@@ -1,0 +1,436 @@
+"""Each values key, set to something other than its default, changes the rendered objects."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from nfs_provisioner.config import KNOBS
+from tests.chart.helm import Rendered, render
+from tests.chart.values import (
+    EVERYTHING,
+    MINIMAL,
+    UPSTREAM_KEYS,
+    chart_defaults,
+    leaf_keys,
+    merged,
+    nested,
+)
+
+Check = Callable[[Rendered], None]
+
+
+@dataclass(frozen=True)
+class KeyCase:
+    key: str
+    value: Any
+    check: Check
+    # Keys that must be set too for this one to matter (e.g. nfs.reclaimPolicy needs mountOptions).
+    also: dict[str, Any] | None = None
+
+
+def _labels_everywhere(rendered: Rendered) -> None:
+    for obj in rendered:
+        assert obj["metadata"]["labels"]["team"] == "storage", obj["kind"]
+    template_labels = rendered.deployment["spec"]["template"]["metadata"]["labels"]
+    assert template_labels["team"] == "storage"
+    # Extra labels must stay out of the selector, which is immutable.
+    assert "team" not in rendered.deployment["spec"]["selector"]["matchLabels"]
+
+
+def _static_export_volume(rendered: Rendered) -> None:
+    volume, claim = rendered.one("PersistentVolume"), rendered.one("PersistentVolumeClaim")
+    assert volume["spec"]["mountOptions"] == ["nfsvers=4.1", "hard"]
+    assert volume["spec"]["nfs"] == {"server": "10.0.0.5", "path": "/nfs-storage"}
+    assert volume["spec"]["storageClassName"] == ""
+    assert volume["spec"]["persistentVolumeReclaimPolicy"] == "Retain"
+    assert volume["spec"]["claimRef"] == {
+        "namespace": "default",
+        "name": claim["metadata"]["name"],
+    }
+    assert claim["spec"]["volumeName"] == volume["metadata"]["name"]
+    assert claim["spec"]["storageClassName"] == ""
+    assert claim["metadata"]["namespace"] == "default"
+    (pod_volume,) = rendered.pod["volumes"]
+    assert pod_volume == {
+        "name": "nfs-subdir-external-provisioner-root",
+        "persistentVolumeClaim": {"claimName": claim["metadata"]["name"]},
+    }
+    # Provisioned volumes get the same options through their class.
+    assert rendered.one("StorageClass")["mountOptions"] == ["nfsvers=4.1", "hard"]
+
+
+def _no_rbac(rendered: Rendered) -> None:
+    assert not {"ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding"} & set(rendered.kinds())
+    assert "ServiceAccount" in rendered.kinds()
+
+
+def _no_service_account(rendered: Rendered) -> None:
+    assert "ServiceAccount" not in rendered.kinds()
+    assert rendered.pod["serviceAccountName"] == "default"
+    for binding in rendered.all("ClusterRoleBinding") + rendered.all("RoleBinding"):
+        assert binding["subjects"][0]["name"] == "default"
+
+
+def _named_service_account(rendered: Rendered) -> None:
+    assert rendered.one("ServiceAccount")["metadata"]["name"] == "nfs-sa"
+    assert rendered.pod["serviceAccountName"] == "nfs-sa"
+    for binding in rendered.all("ClusterRoleBinding") + rendered.all("RoleBinding"):
+        assert binding["subjects"] == [
+            {"kind": "ServiceAccount", "name": "nfs-sa", "namespace": "default"}
+        ]
+
+
+def _provisioner_name(rendered: Rendered) -> None:
+    assert rendered.provisioner_name == "example.com/nfs"
+    assert rendered.one("StorageClass")["provisioner"] == "example.com/nfs"
+    # The Role may read and renew only the Lease the provisioner derives from its name.
+    names = [r.get("resourceNames") for r in rendered.one("Role")["rules"]]
+    assert ["example.com-nfs"] in names
+
+
+def _leader_election_off(rendered: Rendered) -> None:
+    assert rendered.env["ENABLE_LEADER_ELECTION"] == "false"
+    assert not {"Role", "RoleBinding"} & set(rendered.kinds())
+    assert "ClusterRole" in rendered.kinds()
+
+
+def _name_override(rendered: Rendered) -> None:
+    # Release "nfs-provisioner" does not contain "nfs-client-provisioner": prefixed, as upstream.
+    assert rendered.deployment["metadata"]["name"] == "nfs-provisioner-nfs-client-provisioner"
+    assert rendered.provisioner_name == "cluster.local/nfs-provisioner-nfs-client-provisioner"
+    assert rendered.deployment["spec"]["selector"]["matchLabels"]["app"] == (
+        "nfs-client-provisioner"
+    )
+
+
+def _fullname_override(rendered: Rendered) -> None:
+    for kind in ("Deployment", "ServiceAccount"):
+        assert rendered.one(kind)["metadata"]["name"] == "storage"
+    assert rendered.one("ClusterRole")["metadata"]["name"] == "storage-runner"
+    assert rendered.one("Service")["metadata"]["name"] == "storage-metrics"
+    assert rendered.provisioner_name == "cluster.local/storage"
+
+
+def _metrics_port(rendered: Rendered) -> None:
+    container = rendered.container
+    assert rendered.env["NFS_PROVISIONER_METRICS_ADDRESS"] == "0.0.0.0:9090"
+    assert container["ports"] == [{"name": "metrics", "containerPort": 9090, "protocol": "TCP"}]
+    assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "metrics"}
+    assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "metrics"}
+    assert rendered.one("Service")["spec"]["ports"][0]["targetPort"] == "metrics"
+
+
+def _pdb(max_unavailable: int | str) -> Check:
+    def check(rendered: Rendered) -> None:
+        budget = rendered.one("PodDisruptionBudget")
+        assert budget["apiVersion"] == "policy/v1"
+        assert budget["spec"]["maxUnavailable"] == max_unavailable
+        selector = rendered.deployment["spec"]["selector"]["matchLabels"]
+        assert budget["spec"]["selector"]["matchLabels"] == selector
+
+    return check
+
+
+def _dig(obj: Any, path: str) -> Any:
+    for part in path.split("."):
+        obj = obj[int(part)] if isinstance(obj, list) else obj[part]
+    return obj
+
+
+def _is(kind: str, path: str, expected: Any) -> Check:
+    """The one rendered ``kind`` holds ``expected`` at ``path`` (dotted; digits index lists)."""
+
+    def check(rendered: Rendered) -> None:
+        assert _dig(rendered.one(kind), path) == expected
+
+    return check
+
+
+def _both(*checks: Check) -> Check:
+    def check(rendered: Rendered) -> None:
+        for each in checks:
+            each(rendered)
+
+    return check
+
+
+_POD = "spec.template.spec"
+_CONTAINER = f"{_POD}.containers.0"
+
+
+def _env(name: str, expected: str) -> Check:
+    def check(rendered: Rendered) -> None:
+        assert rendered.env[name] == expected
+
+    return check
+
+
+def _nfs_everywhere(server: str, path: str) -> Check:
+    def check(rendered: Rendered) -> None:
+        assert rendered.env["NFS_SERVER"] == server
+        assert rendered.env["NFS_PATH"] == path
+        (volume,) = rendered.pod["volumes"]
+        assert volume["nfs"] == {"server": server, "path": path}
+
+    return check
+
+
+def _volume_name(rendered: Rendered) -> None:
+    (volume,) = rendered.pod["volumes"]
+    (mount,) = rendered.container["volumeMounts"]
+    assert volume["name"] == mount["name"] == "export"
+    assert mount["mountPath"] == "/persistentvolumes"
+
+
+def _absent(kind: str) -> Check:
+    def check(rendered: Rendered) -> None:
+        assert kind not in rendered.kinds()
+
+    return check
+
+
+def _same_objects_as_defaults(rendered: Rendered) -> None:
+    # PodSecurityPolicy is gone since Kubernetes 1.25: the key changes nothing at all.
+    assert rendered.objects == render(values=MINIMAL).objects
+
+
+_MOUNT_OPTIONS = {"nfs": {"mountOptions": ["nfsvers=4.1", "hard"]}}
+_PDB_ON = {"podDisruptionBudget": {"enabled": True}}
+
+CASES = [
+    KeyCase("replicaCount", 3, _is("Deployment", "spec.replicas", 3)),
+    KeyCase(
+        "strategyType", "RollingUpdate", _is("Deployment", "spec.strategy.type", "RollingUpdate")
+    ),
+    KeyCase(
+        "image.repository",
+        "registry.example/nfs",
+        _is("Deployment", f"{_CONTAINER}.image", "registry.example/nfs:0.1.0"),
+    ),
+    KeyCase(
+        "image.tag",
+        "v9.9.9",
+        _is("Deployment", f"{_CONTAINER}.image", "ghcr.io/nfs-provisioner/nfs-provisioner:v9.9.9"),
+    ),
+    KeyCase(
+        "image.pullPolicy", "Always", _is("Deployment", f"{_CONTAINER}.imagePullPolicy", "Always")
+    ),
+    KeyCase(
+        "imagePullSecrets",
+        [{"name": "regcred"}],
+        _is("Deployment", f"{_POD}.imagePullSecrets", [{"name": "regcred"}]),
+    ),
+    KeyCase("nfs.server", "nfs.example.test", _nfs_everywhere("nfs.example.test", "/nfs-storage")),
+    KeyCase("nfs.path", "/srv/export", _nfs_everywhere("10.0.0.5", "/srv/export")),
+    KeyCase("nfs.mountOptions", ["nfsvers=4.1", "hard"], _static_export_volume),
+    KeyCase("nfs.volumeName", "export", _volume_name),
+    KeyCase(
+        "nfs.reclaimPolicy",
+        "Delete",
+        _is("PersistentVolume", "spec.persistentVolumeReclaimPolicy", "Delete"),
+        also=_MOUNT_OPTIONS,
+    ),
+    KeyCase("storageClass.create", False, _absent("StorageClass")),
+    KeyCase("storageClass.provisionerName", "example.com/nfs", _provisioner_name),
+    KeyCase(
+        "storageClass.defaultClass",
+        True,
+        _is(
+            "StorageClass",
+            "metadata.annotations",
+            {"storageclass.kubernetes.io/is-default-class": "true"},
+        ),
+    ),
+    KeyCase("storageClass.name", "fast", _is("StorageClass", "metadata.name", "fast")),
+    KeyCase(
+        "storageClass.allowVolumeExpansion",
+        False,
+        _is("StorageClass", "allowVolumeExpansion", False),
+    ),
+    KeyCase("storageClass.reclaimPolicy", "Retain", _is("StorageClass", "reclaimPolicy", "Retain")),
+    KeyCase(
+        "storageClass.archiveOnDelete",
+        False,
+        _is("StorageClass", "parameters", {"archiveOnDelete": "false"}),
+    ),
+    KeyCase(
+        "storageClass.onDelete",
+        "retain",
+        _is("StorageClass", "parameters", {"archiveOnDelete": "true", "onDelete": "retain"}),
+    ),
+    KeyCase(
+        "storageClass.pathPattern",
+        "${.PVC.namespace}/${.PVC.name}",
+        _is(
+            "StorageClass",
+            "parameters",
+            {"archiveOnDelete": "true", "pathPattern": "${.PVC.namespace}/${.PVC.name}"},
+        ),
+    ),
+    KeyCase(
+        "storageClass.accessModes",
+        "ReadWriteMany",
+        _both(
+            _is("PersistentVolume", "spec.accessModes", ["ReadWriteMany"]),
+            _is("PersistentVolumeClaim", "spec.accessModes", ["ReadWriteMany"]),
+        ),
+        also=_MOUNT_OPTIONS,
+    ),
+    KeyCase(
+        "storageClass.volumeBindingMode",
+        "WaitForFirstConsumer",
+        _is("StorageClass", "volumeBindingMode", "WaitForFirstConsumer"),
+    ),
+    KeyCase(
+        "storageClass.annotations",
+        {"example.com/owner": "storage-team"},
+        _is("StorageClass", "metadata.annotations", {"example.com/owner": "storage-team"}),
+    ),
+    KeyCase("leaderElection.enabled", False, _leader_election_off),
+    KeyCase("rbac.create", False, _no_rbac),
+    KeyCase("podSecurityPolicy.enabled", True, _same_objects_as_defaults),
+    KeyCase(
+        "priorityClassName",
+        "system-cluster-critical",
+        _is("Deployment", f"{_POD}.priorityClassName", "system-cluster-critical"),
+    ),
+    KeyCase("serviceAccount.create", False, _no_service_account),
+    KeyCase("serviceAccount.name", "nfs-sa", _named_service_account),
+    KeyCase(
+        "serviceAccount.annotations",
+        {"example.com/role": "nfs"},
+        _is("ServiceAccount", "metadata.annotations", {"example.com/role": "nfs"}),
+    ),
+    KeyCase(
+        "resources",
+        {"limits": {"memory": "256Mi"}},
+        _is("Deployment", f"{_CONTAINER}.resources", {"limits": {"memory": "256Mi"}}),
+    ),
+    KeyCase(
+        "nodeSelector",
+        {"kubernetes.io/os": "linux"},
+        _is("Deployment", f"{_POD}.nodeSelector", {"kubernetes.io/os": "linux"}),
+    ),
+    KeyCase(
+        "tolerations",
+        [{"key": "storage", "operator": "Exists"}],
+        _is("Deployment", f"{_POD}.tolerations", [{"key": "storage", "operator": "Exists"}]),
+    ),
+    KeyCase(
+        "affinity",
+        EVERYTHING["affinity"],
+        _is("Deployment", f"{_POD}.affinity", EVERYTHING["affinity"]),
+    ),
+    KeyCase("labels", {"team": "storage"}, _labels_everywhere),
+    KeyCase(
+        "podAnnotations",
+        {"example.com/scrape": "true"},
+        _is("Deployment", "spec.template.metadata.annotations", {"example.com/scrape": "true"}),
+    ),
+    KeyCase(
+        "podSecurityContext",
+        {"runAsUser": 65534, "runAsGroup": 65534},
+        _is("Deployment", f"{_POD}.securityContext", {"runAsUser": 65534, "runAsGroup": 65534}),
+    ),
+    KeyCase(
+        "securityContext",
+        {"readOnlyRootFilesystem": True},
+        _is("Deployment", f"{_CONTAINER}.securityContext", {"readOnlyRootFilesystem": True}),
+    ),
+    KeyCase("podDisruptionBudget.enabled", True, _pdb(1)),
+    KeyCase("podDisruptionBudget.maxUnavailable", "50%", _pdb("50%"), also=_PDB_ON),
+    KeyCase("nameOverride", "nfs-client-provisioner", _name_override),
+    KeyCase("fullnameOverride", "storage", _fullname_override),
+    KeyCase("metrics.port", 9090, _metrics_port),
+    KeyCase("metrics.service.enabled", False, _absent("Service")),
+    KeyCase("metrics.service.type", "NodePort", _is("Service", "spec.type", "NodePort")),
+    KeyCase(
+        "metrics.service.port",
+        9100,
+        _is(
+            "Service",
+            "spec.ports",
+            [{"name": "metrics", "port": 9100, "targetPort": "metrics", "protocol": "TCP"}],
+        ),
+    ),
+    KeyCase(
+        "metrics.service.annotations",
+        {"prometheus.io/scrape": "true"},
+        _is("Service", "metadata.annotations", {"prometheus.io/scrape": "true"}),
+    ),
+    KeyCase("log.format", "console", _env("NFS_PROVISIONER_LOG_FORMAT", "console")),
+    KeyCase("log.level", "debug", _env("NFS_PROVISIONER_LOG_LEVEL", "debug")),
+    KeyCase("workers", 4, _env("NFS_PROVISIONER_WORKERS", "4")),
+    KeyCase("kubeApi.qps", 12.5, _env("NFS_PROVISIONER_KUBE_API_QPS", "12.5")),
+    KeyCase("kubeApi.burst", 50, _env("NFS_PROVISIONER_KUBE_API_BURST", "50")),
+    KeyCase(
+        "extraEnv",
+        [{"name": "NFS_PROVISIONER_RESYNC_PERIOD", "value": "5m"}],
+        _env("NFS_PROVISIONER_RESYNC_PERIOD", "5m"),
+    ),
+]
+
+
+def test_every_values_key_has_a_case() -> None:
+    keys = set(leaf_keys(chart_defaults()))
+    assert keys >= UPSTREAM_KEYS, f"upstream keys missing: {sorted(UPSTREAM_KEYS - keys)}"
+    assert sorted(case.key for case in CASES) == sorted(keys)
+
+
+@pytest.mark.parametrize("case", CASES, ids=[case.key for case in CASES])
+def test_values_key_changes_the_objects(case: KeyCase) -> None:
+    default = chart_defaults()
+    for part in case.key.split("."):
+        default = default[part]
+    assert case.value != default, "the case must use a non-default value"
+    base = merged(MINIMAL, case.also or {})
+    rendered = render(values=merged(base, nested(case.key, case.value)))
+    case.check(rendered)
+    if case.key != "podSecurityPolicy.enabled":
+        assert rendered.objects != render(values=base).objects
+
+
+def test_everything_at_once_renders_every_kind() -> None:
+    rendered = render(values=EVERYTHING)
+    assert rendered.kinds() == sorted(
+        [
+            "ClusterRole",
+            "ClusterRoleBinding",
+            "Deployment",
+            "PersistentVolume",
+            "PersistentVolumeClaim",
+            "PodDisruptionBudget",
+            "Role",
+            "RoleBinding",
+            "Service",
+            "ServiceAccount",
+            "StorageClass",
+        ]
+    )
+    assert rendered.provisioner_name == "example.com/nfs-everything"
+
+
+def test_env_is_what_the_provisioner_reads() -> None:
+    """Every variable the chart sets is a setting of `nfs-provisioner run`, with its default."""
+    knobs = {knob.env: knob for knob in KNOBS}
+    rendered = render(values=MINIMAL)
+    env = rendered.env
+    assert set(env) <= set(knobs), f"unknown to the provisioner: {set(env) - set(knobs)}"
+    assert env["POD_NAMESPACE"] == {"fieldRef": {"fieldPath": "metadata.namespace"}}
+    # The chart spells out the provisioner's defaults; they must not drift apart.
+    for name in (
+        "NFS_MOUNT_PATH",
+        "NFS_PROVISIONER_METRICS_ADDRESS",
+        "NFS_PROVISIONER_LOG_LEVEL",
+        "NFS_PROVISIONER_WORKERS",
+        "NFS_PROVISIONER_KUBE_API_BURST",
+    ):
+        assert env[name] == str(knobs[name].default), name
+    assert (
+        float(env["NFS_PROVISIONER_KUBE_API_QPS"]) == knobs["NFS_PROVISIONER_KUBE_API_QPS"].default
+    )
+    assert knobs["ENABLE_LEADER_ELECTION"].parse(env["ENABLE_LEADER_ELECTION"]) is True
