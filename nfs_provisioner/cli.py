@@ -11,6 +11,8 @@ from nfs_provisioner import __version__
 from nfs_provisioner.config import ConfigError, add_arguments, load_settings
 from nfs_provisioner.daemon import run
 from nfs_provisioner.logs import configure_logging
+from nfs_provisioner.operator import adopt as adopt_command
+from nfs_provisioner.operator import doctor as doctor_command
 
 
 class _Parser(argparse.ArgumentParser):
@@ -34,6 +36,24 @@ def build_parser() -> argparse.ArgumentParser:
         "mount path. Every flag has an environment variable; flags win.",
     )
     add_arguments(run)
+    adopt = commands.add_parser(
+        "adopt",
+        help="move Pending claims that nothing serves onto a StorageClass",
+        description="Move Pending, unbound claims whose class is empty, missing or has no "
+        "provisioner (or unset, on Kubernetes before 1.28) onto a StorageClass: each claim "
+        "is backed up, then re-created with the new class, keeping its labels, annotations "
+        "and request. Bound claims and claims being deleted are never touched.",
+    )
+    adopt_command.add_arguments(adopt)
+    doctor = commands.add_parser(
+        "doctor",
+        help="check the export mount and the cluster setup",
+        description="Check the mounted export (NFS version, writable, root squash, free "
+        "space) and the cluster (StorageClasses, default class, Pending claims, volume "
+        "owners). Exit code 0: all passed; 1: warnings only; 2: a failure. Settings are read "
+        "like `run` reads them, so it works unchanged inside the provisioner's pod.",
+    )
+    doctor_command.add_arguments(doctor)
     return parser
 
 
@@ -51,4 +71,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         except ConfigError as error:
             print(f"nfs-provisioner: error: {error}", file=sys.stderr)
             return 1
+    if arguments.command == "adopt":
+        return adopt_command.main(arguments, os.environ)
+    if arguments.command == "doctor":
+        return doctor_command.main(arguments, os.environ)
     return 1

@@ -32,6 +32,17 @@ def cluster(control_plane: ControlPlane) -> Cluster:
     return Cluster.connect(control_plane)
 
 
+@pytest.fixture(autouse=True)
+def remove_created_storage_classes(request: pytest.FixtureRequest) -> Iterator[None]:
+    """StorageClasses are cluster-wide: a default class left behind would change later tests."""
+    yield
+    if "cluster" not in request.fixturenames:
+        return
+    cluster: Cluster = request.getfixturevalue("cluster")
+    while cluster.created_classes:
+        cluster.delete_storage_class(cluster.created_classes.pop())
+
+
 @pytest.fixture
 def namespace(cluster: Cluster) -> str:
     return cluster.create_namespace()

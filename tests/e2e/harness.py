@@ -52,6 +52,8 @@ class Cluster:
 
     plane: ControlPlane
     api: ApiClient
+    # Cluster-scoped, so not cleaned up with a test's namespace: removed after each test.
+    created_classes: list[str] = field(default_factory=list)
 
     @classmethod
     def connect(cls, plane: ControlPlane) -> Cluster:
@@ -98,6 +100,7 @@ class Cluster:
         if mount_options:
             body["mountOptions"] = mount_options
         self.api.create("/apis/storage.k8s.io/v1/storageclasses", body)
+        self.created_classes.append(name)
         return name
 
     def delete_storage_class(self, name: str) -> None:
