@@ -115,10 +115,21 @@ class ApiClient:
             body = {"kind": "DeleteOptions", "apiVersion": "v1", "preconditions": preconditions}
         return self.request("DELETE", path, body=body)
 
-    def list_all(self, path: str, *, page_size: int = 500) -> tuple[list[JsonObject], str]:
+    def list_all(
+        self,
+        path: str,
+        *,
+        label_selector: str | None = None,
+        field_selector: str | None = None,
+        page_size: int = 500,
+    ) -> tuple[list[JsonObject], str]:
         """All items of a collection, page by page; returns (items, list resourceVersion)."""
         items: list[JsonObject] = []
-        params: dict[str, Any] = {"limit": page_size}
+        params: dict[str, Any] = {
+            "limit": page_size,
+            "labelSelector": label_selector,
+            "fieldSelector": field_selector,
+        }
         while True:
             page = self.request("GET", path, params=params, timeout=120.0)
             items.extend(page.get("items") or [])
@@ -126,7 +137,7 @@ class ApiClient:
             token = metadata.get("continue")
             if not token:
                 return items, str(metadata.get("resourceVersion", ""))
-            params = {"limit": page_size, "continue": token}
+            params["continue"] = token
 
     def watch(
         self, path: str, *, resource_version: str, timeout_seconds: int

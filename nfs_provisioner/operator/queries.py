@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import re
-from typing import Any
 from urllib.parse import quote
 
 from nfs_provisioner.kube import ApiClient, JsonObject
+from nfs_provisioner.kube.resources import STORAGE_CLASSES, VOLUMES
 
-STORAGE_CLASSES = "/apis/storage.k8s.io/v1/storageclasses"
-VOLUMES = "/api/v1/persistentvolumes"
-_PAGE_SIZE = 500
+__all__ = [
+    "STORAGE_CLASSES",
+    "VOLUMES",
+    "claim_path",
+    "list_objects",
+    "namespaced",
+    "server_version",
+]
 
 
 def namespaced(resource: str, namespace: str | None) -> str:
@@ -31,19 +36,8 @@ def list_objects(
     label_selector: str | None = None,
     field_selector: str | None = None,
 ) -> list[JsonObject]:
-    items: list[JsonObject] = []
-    params: dict[str, Any] = {
-        "limit": _PAGE_SIZE,
-        "labelSelector": label_selector,
-        "fieldSelector": field_selector,
-    }
-    while True:
-        page = api.request("GET", path, params=params, timeout=120.0)
-        items.extend(page.get("items") or [])
-        token = (page.get("metadata") or {}).get("continue")
-        if not token:
-            return items
-        params["continue"] = token
+    items, _ = api.list_all(path, label_selector=label_selector, field_selector=field_selector)
+    return items
 
 
 def server_version(api: ApiClient) -> tuple[int, int] | None:
