@@ -184,21 +184,40 @@ class Cluster:
         return wait_for(bound, timeout=timeout, what=f"claim {namespace}/{name} to be Bound")
 
     def events(
-        self, namespace: str, *, name: str | None = None, reason: str | None = None
+        self,
+        namespace: str,
+        *,
+        name: str | None = None,
+        reason: str | None = None,
+        source: str | None = None,
     ) -> list[JsonObject]:
+        """Events in a namespace; ``source`` keeps those one component reported.
+
+        The controller-manager reports some reasons too (ProvisioningFailed while its class
+        cache lags), so a test about the provisioner's own event names the provisioner.
+        """
         items = self.api.get(f"/api/v1/namespaces/{namespace}/events").get("items", [])
         return [
             e
             for e in items
             if (name is None or e["involvedObject"].get("name") == name)
             and (reason is None or e.get("reason") == reason)
+            and (source is None or (e.get("source") or {}).get("component") == source)
         ]
 
     def wait_event(
-        self, namespace: str, name: str, reason: str, timeout: float = 60.0
+        self,
+        namespace: str,
+        name: str,
+        reason: str,
+        timeout: float = 60.0,
+        *,
+        source: str | None = None,
     ) -> JsonObject:
         return wait_for(
-            lambda: next(iter(self.events(namespace, name=name, reason=reason)), None),
+            lambda: next(
+                iter(self.events(namespace, name=name, reason=reason, source=source)), None
+            ),
             timeout=timeout,
             what=f"event {reason} on {namespace}/{name}",
         )

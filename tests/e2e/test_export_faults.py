@@ -56,7 +56,7 @@ def _assert_fails_then_recovers(
 ) -> None:
     storage_class = cluster.create_storage_class(provisioner.name)
     cluster.create_claim(namespace, "data", storage_class=storage_class)
-    event = cluster.wait_event(namespace, "data", "ProvisioningFailed")
+    event = cluster.wait_event(namespace, "data", "ProvisioningFailed", source=provisioner.name)
     assert event["type"] == "Warning"
     for needle in needles:
         assert needle in event["message"], (needle, event["message"])

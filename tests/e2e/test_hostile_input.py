@@ -56,7 +56,7 @@ def test_hostile_annotation_fails_and_creates_nothing(
     cluster.create_claim(
         namespace, "evil", storage_class=storage_class, annotations={"nfs.io/storage-path": hostile}
     )
-    event = cluster.wait_event(namespace, "evil", "ProvisioningFailed")
+    event = cluster.wait_event(namespace, "evil", "ProvisioningFailed", source=provisioner.name)
     assert event["type"] == "Warning"
     assert "pathPattern" in event["message"]
     assert list(export.iterdir()) == []
@@ -83,7 +83,7 @@ def test_symlink_planted_in_the_export_is_not_followed(
         storage_class=storage_class,
         annotations={"nfs.io/storage-path": "shared/sub"},
     )
-    event = cluster.wait_event(namespace, "follow", "ProvisioningFailed")
+    event = cluster.wait_event(namespace, "follow", "ProvisioningFailed", source=provisioner.name)
     assert "symbolic link" in event["message"] or "symlink" in event["message"]
     assert _snapshot(outside) == before
     assert not (outside / "sub").exists()
@@ -195,7 +195,7 @@ def test_every_invalid_class_parameter_fails_by_name_and_others_keep_working(
     bad = cluster.create_storage_class(provisioner.name, parameters=parameters)
     good = cluster.create_storage_class(provisioner.name)
     cluster.create_claim(namespace, "bad", storage_class=bad)
-    event = cluster.wait_event(namespace, "bad", "ProvisioningFailed")
+    event = cluster.wait_event(namespace, "bad", "ProvisioningFailed", source=provisioner.name)
     assert f'"{named}"' in event["message"]
     assert accepted in event["message"]
     cluster.create_claim(namespace, "good", storage_class=good)

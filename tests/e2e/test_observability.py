@@ -93,11 +93,15 @@ def test_failing_claim_keeps_retrying_at_the_cap_and_says_so(
         ),
         what="capped gauge",
     )
-    failed = cluster.events(namespace, name="doomed", reason="ProvisioningFailed")
+    failed = cluster.events(
+        namespace, name="doomed", reason="ProvisioningFailed", source=provisioner.name
+    )
     assert len(failed) == 1  # repeats are aggregated into one event's count
     wait_for(
         lambda: (
-            cluster.events(namespace, name="doomed", reason="ProvisioningFailed")[0].get("count", 0)
+            cluster.events(
+                namespace, name="doomed", reason="ProvisioningFailed", source=provisioner.name
+            )[0].get("count", 0)
             > 1
         ),
         what="event count to grow",
