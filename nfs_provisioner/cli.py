@@ -8,6 +8,7 @@ import sys
 from collections.abc import Sequence
 
 from nfs_provisioner import __version__
+from nfs_provisioner import audit as audit_command
 from nfs_provisioner.config import ConfigError, add_arguments, load_settings
 from nfs_provisioner.daemon import run
 from nfs_provisioner.logs import configure_logging
@@ -54,6 +55,15 @@ def build_parser() -> argparse.ArgumentParser:
         "like `run` reads them, so it works unchanged inside the provisioner's pod.",
     )
     doctor_command.add_arguments(doctor)
+    audit = commands.add_parser(
+        "audit",
+        help="list orphaned directories, volumes without a directory, and archives",
+        description="List the directories on the exports that no PersistentVolume uses, the "
+        "PersistentVolumes of this provisioner whose directory is missing, and the archives "
+        "with their age and retention. --prune removes the archives whose retention has "
+        "passed; nothing else is ever deleted. Settings are read like `run` reads them.",
+    )
+    audit_command.add_arguments(audit)
     return parser
 
 
@@ -75,4 +85,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return adopt_command.main(arguments, os.environ)
     if arguments.command == "doctor":
         return doctor_command.main(arguments, os.environ)
+    if arguments.command == "audit":
+        return audit_command.main(arguments, os.environ)
     return 1

@@ -13,7 +13,7 @@ import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 SERVICE_ACCOUNT_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
 _TRUE = {"1", "t", "T", "TRUE", "true", "True"}
@@ -60,6 +60,46 @@ def _non_negative_float(value: str) -> float:
     number = float(value)
     if number < 0:
         raise ValueError("must not be negative")
+    return number
+
+
+EXTRA_EXPORTS_SYNTAX = "SERVER:/SHARE=/LOCAL/MOUNT, separated by commas"
+
+
+class ExportMount(NamedTuple):
+    """An NFS export (server and exported path) and where the provisioner has it mounted."""
+
+    server: str
+    share: str
+    mount_path: str
+
+    def __str__(self) -> str:
+        return f"{self.server}:{self.share}"
+
+
+def parse_extra_exports(value: str) -> tuple[ExportMount, ...]:
+    """Parse "nfs2:/data=/mnt/nfs2,nfs3:/srv/x=/mnt/nfs3"; spaces around entries are ignored."""
+    exports = []
+    for raw in value.split(","):
+        entry = raw.strip()
+        if not entry:
+            continue
+        source, equals, mount_path = entry.rpartition("=")
+        # At ":/", not the first ":", so that an IPv6 server such as [fd00::2] stays whole.
+        server, colon, rest = source.partition(":/")
+        share = "/" + rest
+        if not equals or not colon or not server:
+            raise ValueError(f"{entry!r} is not of the form {EXTRA_EXPORTS_SYNTAX}")
+        if not mount_path.startswith("/"):
+            raise ValueError(f"{entry!r}: the local mount {mount_path!r} must be an absolute path")
+        exports.append(ExportMount(server, share, mount_path))
+    return tuple(exports)
+
+
+def _positive_float(value: str) -> float:
+    number = float(value)
+    if not number > 0:
+        raise ValueError("must be greater than 0")
     return number
 
 
@@ -136,6 +176,16 @@ KNOBS: tuple[Knob, ...] = (
         _absolute_path,
         "where the export is mounted inside the provisioner",
         "PATH",
+    ),
+    Knob(
+        "extra_exports",
+        "--extra-exports",
+        "NFS_PROVISIONER_EXTRA_EXPORTS",
+        (),
+        parse_extra_exports,
+        "more NFS exports this provisioner serves, each mounted locally: "
+        f"{EXTRA_EXPORTS_SYNTAX}; StorageClass parameters server and share select one",
+        "EXPORTS",
     ),
     Knob(
         "kubeconfig",
@@ -255,6 +305,33 @@ KNOBS: tuple[Knob, ...] = (
         "DURATION",
     ),
     Knob(
+        "usage_scan_interval",
+        "--usage-scan-interval",
+        "NFS_PROVISIONER_USAGE_SCAN_INTERVAL",
+        600.0,
+        parse_duration,
+        "how often the leader measures the used bytes and inodes of every bound volume (0: never)",
+        "DURATION",
+    ),
+    Knob(
+        "usage_scan_rate",
+        "--usage-scan-rate",
+        "NFS_PROVISIONER_USAGE_SCAN_RATE",
+        2000.0,
+        _positive_float,
+        "directory entries the usage scan examines per second, at most",
+        "N",
+    ),
+    Knob(
+        "archive_sweep_interval",
+        "--archive-sweep-interval",
+        "NFS_PROVISIONER_ARCHIVE_SWEEP_INTERVAL",
+        3600.0,
+        parse_duration,
+        "how often the leader removes archives whose archiveRetention has passed (0: never)",
+        "DURATION",
+    ),
+    Knob(
         "metrics_address",
         "--metrics-address",
         "NFS_PROVISIONER_METRICS_ADDRESS",
@@ -291,6 +368,7 @@ class Settings:
     nfs_path: str
     provisioner_name: str
     mount_path: str
+    extra_exports: tuple[ExportMount, ...]
     kubeconfig: str | None
     leader_election: bool
     pod_namespace: str
@@ -304,6 +382,9 @@ class Settings:
     resync_period: float
     retry_base_delay: float
     retry_max_delay: float
+    usage_scan_interval: float
+    usage_scan_rate: float
+    archive_sweep_interval: float
     metrics_address: str
     log_format: str
     log_level: str
@@ -315,6 +396,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default = "required" if knob.field in _REQUIRED else knob.default
         if isinstance(default, float) and knob.parse is parse_duration:
             default = f"{default:g}s"
+        elif default == ():
+            default = "none"
         parser.add_argument(
             knob.flag,
             dest=knob.field,

@@ -17,7 +17,7 @@ from nfs_provisioner.controller.controller import ControllerSettings, ProvisionC
 from nfs_provisioner.controller.health import HealthServer
 from nfs_provisioner.controller.leaderelection import LeaderElector, LeaseSettings
 from nfs_provisioner.kube import ConfigurationError, EventRecorder, connect
-from nfs_provisioner.nfs import NFSBackend
+from nfs_provisioner.nfs import Export, NFSBackend
 
 log = structlog.get_logger(__name__)
 # Watches hold three connections; workers and event senders need the rest.
@@ -31,10 +31,32 @@ def check_mount(settings: Settings) -> None:
             f"the export is not mounted at {mount}: mount the NFS export there "
             "(or point --mount-path / NFS_MOUNT_PATH at it)"
         )
+    for export in settings.extra_exports:
+        if not Path(export.mount_path).is_dir():
+            raise ConfigError(
+                f"the extra export {export} is not mounted at {export.mount_path}: mount it there "
+                "or correct --extra-exports / NFS_PROVISIONER_EXTRA_EXPORTS"
+            )
+
+
+def build_backend(settings: Settings) -> NFSBackend:
+    try:
+        return NFSBackend(
+            server=settings.nfs_server,
+            export_path=settings.nfs_path,
+            mount_path=settings.mount_path,
+            extra_exports=[
+                Export.of(extra.server, extra.share, extra.mount_path)
+                for extra in settings.extra_exports
+            ],
+        )
+    except ValueError as error:
+        raise ConfigError(f"invalid NFS_PROVISIONER_EXTRA_EXPORTS: {error}") from None
 
 
 def run(settings: Settings) -> int:
     check_mount(settings)
+    backend = build_backend(settings)
     try:
         api = connect(
             settings.kubeconfig,
@@ -49,9 +71,6 @@ def run(settings: Settings) -> int:
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
 
-    backend = NFSBackend(
-        server=settings.nfs_server, export_path=settings.nfs_path, mount_path=settings.mount_path
-    )
     events = EventRecorder(api, component=settings.provisioner_name, host=settings.identity)
     controller = ProvisionController(
         api,
@@ -62,6 +81,9 @@ def run(settings: Settings) -> int:
             resync_period=settings.resync_period,
             retry_base_delay=settings.retry_base_delay,
             retry_max_delay=settings.retry_max_delay,
+            usage_scan_interval=settings.usage_scan_interval,
+            usage_scan_rate=settings.usage_scan_rate,
+            archive_sweep_interval=settings.archive_sweep_interval,
         ),
         events=events,
         stop=stop,
@@ -89,6 +111,7 @@ def run(settings: Settings) -> int:
         nfs_server=settings.nfs_server,
         nfs_path=settings.nfs_path,
         mount_path=settings.mount_path,
+        extra_exports=[f"{e}={e.mount_path}" for e in settings.extra_exports],
         identity=settings.identity,
         leader_election=settings.leader_election,
         metrics_address=settings.metrics_address,

@@ -2,14 +2,17 @@
 
 A backend turns a claim into a PersistentVolume body and removes (or keeps) the storage of a
 released volume; it never talks to the API server. The controller does everything else.
+Optional abilities (expansion, usage measurement, expiry of kept storage) are small separate
+protocols; the controller uses those a backend has.
 """
 
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol
+from datetime import datetime
+from typing import Any, Protocol, runtime_checkable
 
 
 class BackendError(Exception):
@@ -41,3 +44,47 @@ class Provisioner(Protocol):
         self, pv: Mapping[str, Any], storage_class: Mapping[str, Any] | None
     ) -> DeleteOutcome:
         """Remove, archive or keep the storage of a released volume."""
+
+
+@runtime_checkable
+class Expander(Protocol):
+    def expand(self, pv: Mapping[str, Any], requested: str) -> str:
+        """Grow the volume's storage to at least requested (a quantity such as "2Gi").
+
+        Returns the capacity the volume now has. The volume needs no expansion on the node:
+        once this returns, the claim's resize is complete.
+        """
+
+
+# Called with a number of directory entries about to be examined; blocks until they may be.
+Throttle = Callable[[int], None]
+
+
+@dataclass(frozen=True)
+class VolumeUsage:
+    used_bytes: int
+    used_inodes: int
+    # Directories that could not be read; the figures leave out what is below them.
+    unreadable: int = 0
+
+
+@runtime_checkable
+class UsageMeter(Protocol):
+    def measure(self, pv: Mapping[str, Any], throttle: Throttle) -> VolumeUsage:
+        """What the volume's storage holds, examining entries no faster than throttle allows."""
+
+
+@dataclass(frozen=True)
+class ExpiredStorage:
+    """Kept storage of a deleted volume whose retention ran out."""
+
+    location: str
+    age_seconds: float
+    # Why it could not be removed; None once it is gone.
+    error: str | None = None
+
+
+@runtime_checkable
+class StorageSweeper(Protocol):
+    def sweep_expired(self, now: datetime) -> list[ExpiredStorage]:
+        """Remove the kept storage whose retention ended before now; what was found and done."""

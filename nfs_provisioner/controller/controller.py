@@ -15,6 +15,7 @@ import structlog
 
 from nfs_provisioner.controller import metrics
 from nfs_provisioner.controller.predicates import (
+    ANN_PROVISIONED_BY,
     ANN_SELECTED_NODE,
     annotations_of,
     claim_class,
@@ -28,6 +29,18 @@ from nfs_provisioner.controller.predicates import (
     volume_name_for,
     waits_for_consumer,
 )
+from nfs_provisioner.controller.resizing import (
+    ResizeAction,
+    needs_resize,
+    plan_resize,
+    resize_finished_patch,
+    resize_started_patch,
+    storage_request,
+    volume_capacity,
+    volume_capacity_patch,
+)
+from nfs_provisioner.controller.retention import run_sweeps
+from nfs_provisioner.controller.usage import UsageReporter
 from nfs_provisioner.controller.workqueue import ItemBackoff, WorkQueue
 from nfs_provisioner.kube import (
     NORMAL,
@@ -40,7 +53,16 @@ from nfs_provisioner.kube import (
     JsonObject,
     resources,
 )
-from nfs_provisioner.volumeplugin import BackendError, DeleteOutcome, Provisioner, ProvisionRequest
+from nfs_provisioner.kube.updates import patch_claim_status, patch_volume
+from nfs_provisioner.volumeplugin import (
+    BackendError,
+    DeleteOutcome,
+    Expander,
+    Provisioner,
+    ProvisionRequest,
+    StorageSweeper,
+    UsageMeter,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -56,6 +78,15 @@ class ControllerSettings:
     failure_threshold: int = 15
     save_attempts: int = 5
     save_retry_delay: float = 0.5
+    # Background work of the leader; 0 turns it off.
+    usage_scan_interval: float = 600.0
+    usage_scan_rate: float = 2000.0
+    archive_sweep_interval: float = 3600.0
+
+    @property
+    def resize_workers(self) -> int:
+        # Resizes are rare and take three API calls each: a few workers keep up with bursts.
+        return max(1, self.workers // 4)
 
 
 class RetryLaterError(Exception):
@@ -103,11 +134,14 @@ class ProvisionController:
         self.volume_queue = WorkQueue(
             "volumes", ItemBackoff(settings.retry_base_delay, settings.retry_max_delay)
         )
+        self.resize_queue = WorkQueue(
+            "resizes", ItemBackoff(settings.retry_base_delay, settings.retry_max_delay)
+        )
         self.claims.add_handlers(
             Handlers(
                 on_add=self._claim_changed,
                 on_update=lambda _old, new: self._claim_changed(new),
-                on_delete=lambda claim: self.claim_queue.forget(claim_key(claim)),
+                on_delete=self._claim_deleted,
             )
         )
         self.volumes.add_handlers(
@@ -137,15 +171,20 @@ class ProvisionController:
         for informer in self.informers:
             informer.start()
 
+    @property
+    def queues(self) -> list[WorkQueue]:
+        return [self.claim_queue, self.volume_queue, self.resize_queue]
+
     def start_workers(self) -> None:
         """Start processing; called once this instance leads (or runs alone)."""
         for informer in self.informers:
             informer.synced.wait()
-        for index in range(self.settings.workers):
-            for queue, sync in (
-                (self.claim_queue, self.sync_claim),
-                (self.volume_queue, self.sync_volume),
-            ):
+        for queue, sync, count in (
+            (self.claim_queue, self.sync_claim, self.settings.workers),
+            (self.volume_queue, self.sync_volume, self.settings.workers),
+            (self.resize_queue, self.sync_resize, self.settings.resize_workers),
+        ):
+            for index in range(count):
                 thread = threading.Thread(
                     target=self._work,
                     args=(queue, sync),
@@ -157,11 +196,35 @@ class ProvisionController:
         threading.Thread(
             target=self._publish_queue_metrics, name="queue-metrics", daemon=True
         ).start()
+        self._start_background_work()
         log.info("workers started", workers=self.settings.workers)
 
+    def _start_background_work(self) -> None:
+        """Usage scans and archive sweeps: leader-only, so one pod walks the export, not each."""
+        settings = self.settings
+        if isinstance(self.backend, UsageMeter) and settings.usage_scan_interval > 0:
+            reporter = UsageReporter(
+                self.volumes,
+                self.backend,
+                self.events,
+                provisioner_name=settings.provisioner_name,
+                interval=settings.usage_scan_interval,
+                rate=settings.usage_scan_rate,
+                stop=self.stop,
+            )
+            threading.Thread(target=reporter.run, name="usage-scan", daemon=True).start()
+        if isinstance(self.backend, StorageSweeper) and settings.archive_sweep_interval > 0:
+            threading.Thread(
+                target=run_sweeps,
+                args=(self.backend,),
+                kwargs={"interval": settings.archive_sweep_interval, "stop": self.stop},
+                name="archive-sweep",
+                daemon=True,
+            ).start()
+
     def shutdown(self) -> None:
-        self.claim_queue.shutdown()
-        self.volume_queue.shutdown()
+        for queue in self.queues:
+            queue.shutdown()
 
     def workers_alive(self) -> bool:
         return all(worker.is_alive() for worker in self._workers) or self.stop.is_set()
@@ -169,6 +232,12 @@ class ProvisionController:
     def _claim_changed(self, claim: JsonObject) -> None:
         if is_claim_for(claim, self.settings.provisioner_name):
             self.claim_queue.add(claim_key(claim))
+        elif needs_resize(claim):
+            self.resize_queue.add(claim_key(claim))
+
+    def _claim_deleted(self, claim: JsonObject) -> None:
+        self.claim_queue.forget(claim_key(claim))
+        self.resize_queue.forget(claim_key(claim))
 
     def _volume_changed(self, volume: JsonObject) -> None:
         if should_delete_volume(volume, self.settings.provisioner_name):
@@ -180,8 +249,13 @@ class ProvisionController:
             return
         name = _name(storage_class)
         for claim in self.claims.items():
-            if claim_class(claim) == name and is_claim_for(claim, self.settings.provisioner_name):
+            if claim_class(claim) != name:
+                continue
+            if is_claim_for(claim, self.settings.provisioner_name):
                 self.claim_queue.add(claim_key(claim))
+            elif needs_resize(claim):
+                # The class may just have been allowed to expand volumes.
+                self.resize_queue.add(claim_key(claim))
 
     def _work(self, queue: WorkQueue, sync: Any) -> None:
         while True:
@@ -214,10 +288,10 @@ class ProvisionController:
             self._announce_capped(queue, key, failures)
 
     def _announce_capped(self, queue: WorkQueue, key: str, failures: int) -> None:
-        obj = self.claims.get(key) if queue is self.claim_queue else self.volumes.get(key)
+        obj = self.volumes.get(key) if queue is self.volume_queue else self.claims.get(key)
         if obj is None:
             return
-        what = "provisioning" if queue is self.claim_queue else "deletion"
+        what = {"claims": "provisioning", "volumes": "deletion", "resizes": "expansion"}[queue.name]
         self.events.record(
             obj,
             WARNING,
@@ -228,7 +302,7 @@ class ProvisionController:
 
     def _publish_queue_metrics(self) -> None:
         while not self.stop.wait(1.0):
-            for queue in (self.claim_queue, self.volume_queue):
+            for queue in self.queues:
                 metrics.QUEUE_DEPTH.labels(queue.name).set(queue.depth())
                 metrics.QUEUE_WAITING.labels(queue.name).set(queue.waiting())
                 metrics.AT_MAX_BACKOFF.labels(queue.name).set(queue.backoff.at_cap())
@@ -384,6 +458,88 @@ class ProvisionController:
         metrics.DELETE_TOTAL.labels(class_name).inc()
         metrics.DELETE_DURATION.labels(class_name).observe(time.monotonic() - started)
         logger.info("volume deleted", storage=outcome.value)
+
+    # -- resizes -------------------------------------------------------------------------
+
+    def sync_resize(self, key: str) -> None:
+        """Grow the volume of a bound claim that asks for more, as an external resizer would."""
+        claim = self.claims.get(key)
+        if claim is None or not needs_resize(claim):
+            return
+        pv_name = str((claim.get("spec") or {}).get("volumeName"))
+        volume = self.volumes.get(pv_name)
+        if volume is None or annotations_of(volume).get(ANN_PROVISIONED_BY) != (
+            self.settings.provisioner_name
+        ):
+            return
+        claim_ref = (volume.get("spec") or {}).get("claimRef") or {}
+        if claim_ref.get("uid") != (claim.get("metadata") or {}).get("uid"):
+            return
+        plan = plan_resize(claim, volume)
+        if plan.action is ResizeAction.NONE or plan.size is None:
+            return
+        class_name = str((volume.get("spec") or {}).get("storageClassName") or "")
+        logger = log.bind(claim=key, pv=pv_name, storage_class=class_name)
+        requested = storage_request(claim)
+        refusal = self._resize_refusal(plan.action, plan.size, requested, class_name)
+        if refusal is not None:
+            metrics.VOLUME_RESIZES_TOTAL.labels("refused").inc()
+            logger.warning("resize refused", reason=refusal)
+            self.events.record(claim, WARNING, "VolumeResizeFailed", refusal)
+            return
+        namespace, name = key.split("/", 1)
+        capacity = plan.size
+        try:
+            if plan.action is ResizeAction.EXPAND:
+                assert isinstance(self.backend, Expander)  # _resize_refusal checked it
+                claim = patch_claim_status(
+                    self.api, namespace, name, resize_started_patch(claim, plan.size)
+                )
+                self.events.record(
+                    claim, NORMAL, "Resizing", f"External resizer is resizing volume {pv_name}"
+                )
+                capacity = self.backend.expand(volume, plan.size)
+                if capacity != volume_capacity(volume):
+                    patch_volume(self.api, pv_name, volume_capacity_patch(capacity))
+            patch_claim_status(self.api, namespace, name, resize_finished_patch(claim, capacity))
+        except BackendError as error:
+            metrics.VOLUME_RESIZES_TOTAL.labels("failed").inc()
+            logger.warning("resize failed", error=str(error))
+            self.events.record(claim, WARNING, "VolumeResizeFailed", str(error))
+            raise
+        except ApiError as error:
+            if error.is_conflict or error.is_not_found:
+                # The claim changed (or went) meanwhile; the cache has or will have the news.
+                raise RetryLaterError(f"claim {key} changed during its resize: {error}") from error
+            metrics.VOLUME_RESIZES_TOTAL.labels("failed").inc()
+            self.events.record(
+                claim, WARNING, "VolumeResizeFailed", f"resizing volume {pv_name} failed: {error}"
+            )
+            raise
+        metrics.VOLUME_RESIZES_TOTAL.labels("completed").inc()
+        logger.info("volume resized", capacity=capacity, requested=requested)
+        self.events.record(claim, NORMAL, "VolumeResizeSuccessful", "Resize volume succeeded")
+
+    def _resize_refusal(
+        self, action: ResizeAction, size: str, requested: str | None, class_name: str
+    ) -> str | None:
+        """Why the claim cannot be resized, or None if it can."""
+        if action is ResizeAction.REFUSE_SHRINK:
+            return (
+                f"the claim requests {requested}, less than the volume's capacity of {size}: "
+                f"volumes cannot shrink; set the claim's request to at least {size}"
+            )
+        if action is not ResizeAction.EXPAND:
+            return None
+        storage_class = self.classes.get(class_name) if class_name else None
+        if storage_class is None or storage_class.get("allowVolumeExpansion") is not True:
+            return (
+                f'StorageClass "{class_name}" does not allow volume expansion: set '
+                "allowVolumeExpansion: true in the class to grow its volumes"
+            )
+        if not isinstance(self.backend, Expander):
+            return f"{self.settings.provisioner_name} cannot expand volumes"
+        return None
 
 
 def _name(obj: Mapping[str, Any]) -> str:

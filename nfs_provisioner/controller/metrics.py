@@ -56,3 +56,36 @@ AT_MAX_BACKOFF = Gauge(
 IS_LEADER = Gauge(
     "nfs_provisioner_leader", "1 while this instance holds the leader lease (or runs alone)."
 )
+
+_VOLUME_LABELS = ["namespace", "persistentvolumeclaim", "persistentvolume"]
+VOLUME_USED_BYTES = Gauge(
+    "nfs_provisioner_volume_used_bytes",
+    "Bytes a bound volume's storage uses, as of the last usage scan (like du -x).",
+    _VOLUME_LABELS,
+)
+VOLUME_CAPACITY_BYTES = Gauge(
+    "nfs_provisioner_volume_capacity_bytes",
+    "A bound volume's capacity (its PV's spec.capacity), which NFS does not enforce.",
+    _VOLUME_LABELS,
+)
+VOLUME_USED_INODES = Gauge(
+    "nfs_provisioner_volume_used_inodes",
+    "Files, directories and other entries in a bound volume, as of the last usage scan.",
+    _VOLUME_LABELS,
+)
+USAGE_SCAN_DURATION = Gauge(
+    "nfs_provisioner_usage_scan_duration_seconds",
+    "How long the last complete usage scan of all bound volumes took.",
+)
+USAGE_SCANS_TOTAL = Counter(
+    "nfs_provisioner_usage_scans_total", "Complete usage scans of all bound volumes."
+)
+ARCHIVES_REMOVED_TOTAL = Counter(
+    "nfs_provisioner_archives_removed_total",
+    "Archived directories removed because their StorageClass's archiveRetention had passed.",
+)
+VOLUME_RESIZES_TOTAL = Counter(
+    "nfs_provisioner_volume_resizes_total",
+    "Claim resizes by result: completed, refused (a shrink, or a class without expansion), failed.",
+    ["result"],
+)

@@ -117,16 +117,24 @@ def _pick(section: Mapping[str, Any], keys: tuple[str, ...]) -> dict[str, Any]:
 
 
 def compact_claim(claim: JsonObject, provisioner_name: str) -> dict[str, Any]:
-    """What the cache keeps of a claim: enough to provision it and to reference it in events.
+    """What the cache keeps of a claim: enough to provision or resize it and to reference it.
 
-    Claims that are not (yet) ours keep only their identity; the update that makes one ours
-    carries the whole object again.
+    Unbound claims that are not (yet) ours keep only their identity; the update that makes one
+    ours carries the whole object again. Bound claims keep their size and status, which is
+    all a resize needs: whether their volume is ours is the volume cache's to say.
     """
     metadata = _metadata(claim)
     compact: dict[str, Any] = {"kind": "PersistentVolumeClaim", "apiVersion": "v1"}
+    spec = claim.get("spec") or {}
     if is_claim_for(claim, provisioner_name):
         compact["metadata"] = _pick(metadata, _CLAIM_METADATA)
-        compact["spec"] = claim.get("spec") or {}
+        compact["spec"] = spec
+    elif spec.get("volumeName"):
+        compact["metadata"] = _pick(
+            metadata, ("name", "namespace", "uid", "resourceVersion", "deletionTimestamp")
+        )
+        compact["spec"] = _pick(spec, ("volumeName", "storageClassName", "resources"))
+        compact["status"] = claim.get("status") or {}
     else:
         compact["metadata"] = _pick(metadata, ("name", "namespace", "uid", "resourceVersion"))
         compact["spec"] = {}

@@ -5,12 +5,15 @@ Plain dicts in and out; this package never talks to the API server.
 
 from nfs_provisioner.nfs.backend import NFSBackend
 from nfs_provisioner.nfs.errors import (
+    InvalidAnnotationError,
     InvalidParameterError,
     StorageError,
     UnsafePathError,
     UnsupportedClaimError,
 )
+from nfs_provisioner.nfs.exports import Export, ExportSet
 from nfs_provisioner.nfs.filesystem import ExportRoot
+from nfs_provisioner.nfs.ownership import Ownership, resolve_ownership
 from nfs_provisioner.nfs.params import (
     ClassOptions,
     DeletePolicy,
@@ -23,6 +26,7 @@ from nfs_provisioner.nfs.patterns import (
     expand_path_pattern,
     resolve_volume_directory,
 )
+from nfs_provisioner.nfs.retention import ArchiveMarker, parse_retention
 from nfs_provisioner.nfs.volumes import (
     build_persistent_volume,
     local_directory_for,
@@ -31,13 +35,18 @@ from nfs_provisioner.nfs.volumes import (
 from nfs_provisioner.volumeplugin import BackendError, DeleteOutcome, ProvisionRequest
 
 __all__ = [
+    "ArchiveMarker",
     "BackendError",
     "ClassOptions",
     "DeleteOutcome",
     "DeletePolicy",
+    "Export",
     "ExportRoot",
+    "ExportSet",
+    "InvalidAnnotationError",
     "InvalidParameterError",
     "NFSBackend",
+    "Ownership",
     "ProvisionRequest",
     "StorageError",
     "UnsafePathError",
@@ -50,5 +59,7 @@ __all__ = [
     "normalize_export_path",
     "parse_bool",
     "parse_class_parameters",
+    "parse_retention",
+    "resolve_ownership",
     "resolve_volume_directory",
 ]

@@ -30,8 +30,20 @@ class InvalidParameterError(BackendError):
             parameter,
             value,
             f"unknown StorageClass parameter {quote(parameter)}: "
-            f"accepted parameters are {', '.join(sorted(accepted_parameters))}",
+            f"accepted parameters are {', '.join(accepted_parameters)}",
         )
+
+
+class InvalidAnnotationError(BackendError):
+    """A claim annotation the backend honours has a value it cannot use."""
+
+    def __init__(self, annotation: str, value: str, accepted: str) -> None:
+        super().__init__(
+            f"claim annotation {quote(annotation)} has invalid value {quote(value)}: "
+            f"accepted values are {accepted}"
+        )
+        self.annotation = annotation
+        self.value = value
 
 
 class UnsafePathError(BackendError):

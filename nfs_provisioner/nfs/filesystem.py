@@ -10,6 +10,7 @@ import contextlib
 import ctypes
 import errno
 import os
+import secrets
 import shutil
 import stat
 from collections.abc import Callable, Iterator
@@ -19,9 +20,15 @@ from typing import Final, cast
 
 from nfs_provisioner.nfs._paths import MAX_NAME_BYTES, quote, unsafe_name_reason, unsafe_reason
 from nfs_provisioner.nfs.errors import StorageError, UnsafePathError
+from nfs_provisioner.nfs.usage import measure_tree
+from nfs_provisioner.volumeplugin import Throttle, VolumeUsage
 
 _OPEN_DIRECTORY: Final = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+# O_NONBLOCK: a FIFO planted where a file is expected must not hang the provisioner.
+_OPEN_FILE: Final = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
+_CREATE_FILE: Final = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 _RENAME_NOREPLACE: Final = 1
+_TOP: Final = PurePosixPath()
 
 _Renameat2 = Callable[[int, bytes, int, bytes, int], int]
 
@@ -54,27 +61,87 @@ class ExportRoot:
     def __init__(self, mount_path: str | os.PathLike[str]) -> None:
         self.mount_path = os.fspath(mount_path)
 
-    def create_directory(self, rel: PurePosixPath, mode: int = 0o777) -> None:
+    def create_directory(
+        self,
+        rel: PurePosixPath,
+        mode: int = 0o777,
+        *,
+        uid: int | None = None,
+        gid: int | None = None,
+    ) -> None:
         """Create rel and its missing parents; an existing directory is reused.
 
         Parents get 0o777 less the umask, as Go's MkdirAll gives them; only the leaf is
-        chmod-ed, through its descriptor, so the umask never leaks into the volume's mode.
+        chown-ed (if uid or gid is given) and chmod-ed, through its descriptor, so the umask
+        never leaks into the volume's mode. A leaf this call created is removed again if it
+        cannot be given its owner or mode: a claim that fails leaves no directory behind.
         """
         parents, leaf = self._split(rel)
         with self._open_root() as root_fd, self._walk(root_fd, parents, create=True) as fd:
             assert fd is not None  # create=True never yields None
+            created = False
             try:
                 os.mkdir(leaf, mode, dir_fd=fd)
+                created = True
             except FileExistsError:
                 pass
             except OSError as error:
                 raise self._storage_error(f"create directory {_show(rel)}", error) from error
-            with self._open_child(fd, leaf, rel) as leaf_fd:
-                try:
-                    os.fchmod(leaf_fd, mode)
-                except OSError as error:
-                    what = f"set the mode of directory {_show(rel)}"
-                    raise self._storage_error(what, error) from error
+            try:
+                with self._open_child(fd, leaf, rel) as leaf_fd:
+                    self._set_owner_and_mode(leaf_fd, rel, mode, uid, gid)
+            except Exception:
+                if created:
+                    with contextlib.suppress(OSError):
+                        os.rmdir(leaf, dir_fd=fd)
+                raise
+
+    def _set_owner_and_mode(
+        self, fd: int, rel: PurePosixPath, mode: int, uid: int | None, gid: int | None
+    ) -> None:
+        if uid is not None or gid is not None:
+            try:
+                os.fchown(fd, -1 if uid is None else uid, -1 if gid is None else gid)
+            except OSError as error:
+                raise self._chown_error(rel, uid, gid, error) from error
+        # After chown: changing the owner may clear the setgid bit that the mode asks for.
+        try:
+            os.fchmod(fd, mode)
+        except OSError as error:
+            what = f"set the mode of directory {_show(rel)}"
+            raise self._storage_error(what, error) from error
+
+    def _chown_error(
+        self, rel: PurePosixPath, uid: int | None, gid: int | None, error: OSError
+    ) -> StorageError:
+        owner = " and ".join(
+            f"{kind} {number}"
+            for kind, number in (("uid", uid), ("gid", gid))
+            if number is not None
+        )
+        prefix = (
+            f"cannot give directory {_show(rel)} in the export mounted at {self.mount_path} "
+            f"to {owner}"
+        )
+        if error.errno not in (errno.EPERM, errno.EACCES):
+            return self._storage_error(f"change the owner of directory {_show(rel)}", error)
+        euid = os.geteuid()
+        remedy = (
+            "remove uid and gid (and the claims' nfs.io/uid and nfs.io/gid) from the StorageClass"
+        )
+        if euid == 0:
+            return StorageError(
+                f"{prefix}: {error.strerror or error}; only root may give a file to another "
+                "user, and the NFS server squashes root: with root_squash (the default) or "
+                "all_squash, root on this client is an anonymous user on the server. Export the "
+                f"share with no_root_squash, or {remedy}"
+            )
+        return StorageError(
+            f"{prefix}: {error.strerror or error}; only root may give a file to another user, "
+            f"and the provisioner runs as uid {euid}, not root (root is not enough either if "
+            "the NFS server squashes root with root_squash, the default, or all_squash). Run it "
+            f"as root against an export with no_root_squash, or {remedy}"
+        )
 
     def remove_directory(self, rel: PurePosixPath) -> bool:
         """Remove the directory tree at rel; False if it did not exist."""
@@ -115,6 +182,94 @@ class ExportRoot:
         parents, leaf = self._split(rel)
         with self._open_root() as root_fd, self._walk(root_fd, parents) as fd:
             return fd is not None and self._is_directory(fd, leaf, rel)
+
+    def subdirectories(self, rel: PurePosixPath = _TOP) -> list[str]:
+        """Names of the directories in rel (the export root by default); links are left out."""
+        with self._open_root() as root_fd, self._open_path(root_fd, rel) as fd:
+            if fd is None:
+                return []
+            try:
+                with os.scandir(fd) as entries:
+                    return sorted(
+                        entry.name for entry in entries if entry.is_dir(follow_symlinks=False)
+                    )
+            except OSError as error:
+                raise self._storage_error(f"list directory {_show(rel)}", error) from error
+
+    def read_file(self, rel: PurePosixPath, limit: int) -> bytes | None:
+        """Up to limit bytes of the regular file rel; None if it is missing or not a file."""
+        parents, leaf = self._split(rel)
+        with self._open_root() as root_fd, self._walk(root_fd, parents) as fd:
+            if fd is None:
+                return None
+            try:
+                file_fd = os.open(leaf, _OPEN_FILE, dir_fd=fd)
+            except OSError as error:
+                if error.errno in (errno.ENOENT, errno.ELOOP, errno.EISDIR, errno.ENXIO):
+                    return None
+                raise self._storage_error(f"open {_show(rel)}", error) from error
+            try:
+                if not stat.S_ISREG(os.fstat(file_fd).st_mode):
+                    return None
+                with os.fdopen(file_fd, "rb", closefd=False) as file:
+                    return file.read(limit)
+            except OSError as error:
+                raise self._storage_error(f"read {_show(rel)}", error) from error
+            finally:
+                os.close(file_fd)
+
+    def write_file(self, rel: PurePosixPath, data: bytes) -> None:
+        """Create or atomically replace the regular file rel; its directory must exist.
+
+        The data goes to a fresh temporary file first, created exclusively and never through a
+        link, which then replaces rel in one rename: readers see the old file or the new one.
+        """
+        parents, leaf = self._split(rel)
+        temporary = f".{leaf}.{secrets.token_hex(6)}.tmp"
+        with self._open_root() as root_fd, self._walk(root_fd, parents) as fd:
+            if fd is None:
+                raise StorageError(
+                    f"cannot write {_show(rel)} in the export mounted at {self.mount_path}: "
+                    "its directory does not exist"
+                )
+            try:
+                file_fd = os.open(temporary, _CREATE_FILE, 0o644, dir_fd=fd)
+                try:
+                    remaining = memoryview(data)
+                    while remaining:
+                        remaining = remaining[os.write(file_fd, remaining) :]
+                finally:
+                    os.close(file_fd)
+                os.rename(temporary, leaf, src_dir_fd=fd, dst_dir_fd=fd)
+            except OSError as error:
+                with contextlib.suppress(OSError):
+                    os.unlink(temporary, dir_fd=fd)
+                raise self._storage_error(f"write {_show(rel)}", error) from error
+
+    def measure(self, rel: PurePosixPath, throttle: Throttle) -> VolumeUsage:
+        """Bytes and inodes used by the tree at rel, on its own filesystem, links not followed."""
+        parents, leaf = self._split(rel)
+        with self._open_root() as root_fd, self._walk(root_fd, parents) as fd:
+            if fd is None or not self._is_directory(fd, leaf, rel):
+                raise StorageError(
+                    f"directory {_show(rel)} does not exist in the export mounted at "
+                    f"{self.mount_path}"
+                )
+            with self._open_child(fd, leaf, rel) as leaf_fd:
+                try:
+                    return measure_tree(leaf_fd, throttle)
+                except OSError as error:
+                    raise self._storage_error(f"measure {_show(rel)}", error) from error
+
+    @contextlib.contextmanager
+    def _open_path(self, root_fd: int, rel: PurePosixPath) -> Iterator[int | None]:
+        """A descriptor of the directory rel (the root for an empty path), None if missing."""
+        if not rel.parts:
+            yield root_fd
+            return
+        parents, leaf = self._split(rel)
+        with self._walk(root_fd, [*parents, leaf]) as fd:
+            yield fd
 
     def _split(self, rel: PurePosixPath) -> tuple[list[str], str]:
         if rel.is_absolute():

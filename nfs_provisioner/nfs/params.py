@@ -7,6 +7,16 @@ from dataclasses import dataclass
 from typing import Any, Final, Literal
 
 from nfs_provisioner.nfs.errors import InvalidParameterError
+from nfs_provisioner.nfs.ownership import (
+    DEFAULT_MODE,
+    ID_ACCEPTED,
+    MODE_ACCEPTED,
+    Ownership,
+    parse_id,
+    parse_mode,
+)
+from nfs_provisioner.nfs.retention import RETENTION_ACCEPTED, parse_retention
+from nfs_provisioner.nfs.volumes import normalize_export_path
 
 _TRUE_SPELLINGS: Final = frozenset({"1", "t", "T", "TRUE", "true", "True"})
 _FALSE_SPELLINGS: Final = frozenset({"0", "f", "F", "FALSE", "false", "False"})
@@ -28,6 +38,19 @@ class ClassOptions:
     on_delete: Literal["delete", "retain"] | None = None
     archive_on_delete: bool = True
     path_pattern: str | None = None
+    uid: int | None = None
+    gid: int | None = None
+    mode: int = DEFAULT_MODE
+    allow_claim_ownership: bool = False
+    # Seconds an archived directory is kept; None: for ever.
+    archive_retention: float | None = None
+    # Which mounted export serves the class; None: the default export's value.
+    server: str | None = None
+    share: str | None = None
+
+    @property
+    def ownership(self) -> Ownership:
+        return Ownership(uid=self.uid, gid=self.gid, mode=self.mode)
 
 
 class DeletePolicy(enum.Enum):
@@ -53,6 +76,17 @@ def _parse_path_pattern(value: str) -> str | None:
     return value or None
 
 
+def _parse_server(value: str) -> str | None:
+    # Empty means unset, as for pathPattern: a chart that renders an empty value means "default".
+    if any(char.isspace() or char == "/" for char in value):
+        raise ValueError(value)
+    return value or None
+
+
+def _parse_share(value: str) -> str | None:
+    return normalize_export_path(value) if value else None
+
+
 @dataclass(frozen=True)
 class _Parameter:
     field: str
@@ -60,15 +94,21 @@ class _Parameter:
     accepted: str
 
 
+_BOOL_ACCEPTED: Final = "true, false (also 1, 0, t, f, TRUE, FALSE, True, False)"
+
 # The one table of accepted parameters: a new parameter is a ClassOptions field plus one row here.
+# Messages list them in this order: the Go provisioner's first, then the ones it never had.
 _PARAMETERS: Final[Mapping[str, _Parameter]] = {
-    "archiveOnDelete": _Parameter(
-        "archive_on_delete",
-        parse_bool,
-        "true, false (also 1, 0, t, f, TRUE, FALSE, True, False)",
-    ),
+    "archiveOnDelete": _Parameter("archive_on_delete", parse_bool, _BOOL_ACCEPTED),
     "onDelete": _Parameter("on_delete", _parse_on_delete, "delete, retain"),
     "pathPattern": _Parameter("path_pattern", _parse_path_pattern, "any path pattern"),
+    "uid": _Parameter("uid", parse_id, ID_ACCEPTED),
+    "gid": _Parameter("gid", parse_id, ID_ACCEPTED),
+    "mode": _Parameter("mode", parse_mode, MODE_ACCEPTED),
+    "allowClaimOwnership": _Parameter("allow_claim_ownership", parse_bool, _BOOL_ACCEPTED),
+    "archiveRetention": _Parameter("archive_retention", parse_retention, RETENTION_ACCEPTED),
+    "server": _Parameter("server", _parse_server, "the NFS server of a mounted export"),
+    "share": _Parameter("share", _parse_share, "the absolute path of a mounted export"),
 }
 
 

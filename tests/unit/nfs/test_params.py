@@ -80,7 +80,7 @@ def test_bad_on_delete(value: str) -> None:
     )
 
 
-@pytest.mark.parametrize("key", ["archiveOndelete", "pathpattern", "server", ""])
+@pytest.mark.parametrize("key", ["archiveOndelete", "pathpattern", "Server", "owner", ""])
 def test_unknown_parameter(key: str) -> None:
     with pytest.raises(InvalidParameterError) as caught:
         parse_class_parameters({"onDelete": "delete", key: "x"})
@@ -88,7 +88,8 @@ def test_unknown_parameter(key: str) -> None:
     assert caught.value.value == "x"
     assert str(caught.value) == (
         f'unknown StorageClass parameter "{key}": '
-        "accepted parameters are archiveOnDelete, onDelete, pathPattern"
+        "accepted parameters are archiveOnDelete, onDelete, pathPattern, uid, gid, mode, "
+        "allowClaimOwnership, archiveRetention, server, share"
     )
 
 

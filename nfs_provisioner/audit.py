@@ -1,0 +1,231 @@
+"""``nfs-provisioner audit``: what is on the exports that the PersistentVolumes do not account for.
+
+Three lists: directories no PV uses, PVs of this provisioner whose directory is missing, and
+the archives with their age and retention. ``--prune`` removes the archives whose retention has
+passed, exactly as the leader's periodic sweep does; the audit never deletes anything else.
+Settings are read like ``run`` reads them, so it works unchanged inside the provisioner's pod.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import sys
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from nfs_provisioner import __version__
+from nfs_provisioner.config import ConfigError
+from nfs_provisioner.kube import ApiError, ConfigurationError, connect
+from nfs_provisioner.kube.resources import VOLUMES
+from nfs_provisioner.nfs import BackendError, Export, NFSBackend
+from nfs_provisioner.nfs.inventory import (
+    Archive,
+    OrphanDirectory,
+    VolumeWithoutDirectory,
+    archives,
+    orphan_directories,
+    volumes_without_directory,
+)
+from nfs_provisioner.nfs.retention import format_duration
+from nfs_provisioner.operator.options import add_knob_argument, knob_value
+from nfs_provisioner.operator.tables import render
+from nfs_provisioner.volumeplugin import ExpiredStorage
+
+_REQUIRED = {
+    "nfs_server": "NFS_SERVER",
+    "nfs_path": "NFS_PATH",
+    "provisioner_name": "PROVISIONER_NAME",
+}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_knob_argument(parser, "nfs_server", "NFS server of the default export")
+    add_knob_argument(parser, "nfs_path", "path of the default export on the NFS server")
+    add_knob_argument(parser, "mount_path", "where the default export is mounted")
+    parser.add_argument(
+        "--extra-exports",
+        dest="extra_exports",
+        metavar="EXPORTS",
+        help="more exports, as for `run`: SERVER:/SHARE=/LOCAL/MOUNT,... "
+        "[env NFS_PROVISIONER_EXTRA_EXPORTS]",
+    )
+    add_knob_argument(parser, "provisioner_name", "provisioner name whose volumes are checked")
+    add_knob_argument(parser, "kubeconfig", "kubeconfig file; unset: in-cluster service account")
+    parser.add_argument(
+        "--prune",
+        action="store_true",
+        help="remove the archives whose archiveRetention has passed (and nothing else)",
+    )
+    parser.add_argument(
+        "-o",
+        "--output",
+        choices=("text", "json"),
+        default="text",
+        help="text for people, json for machines (default: text)",
+    )
+
+
+def main(arguments: argparse.Namespace, env: Mapping[str, str]) -> int:
+    try:
+        backend, provisioner_name, kubeconfig = _setup(arguments, env)
+        api = connect(
+            kubeconfig,
+            qps=20.0,
+            burst=40,
+            pool_size=2,
+            user_agent=f"nfs-provisioner-audit/{__version__}",
+        )
+        volumes, _ = api.list_all(VOLUMES)
+        now = datetime.datetime.now(datetime.UTC)
+        orphans = orphan_directories(backend, volumes)
+        missing = volumes_without_directory(backend, volumes, provisioner_name)
+        found = archives(backend)
+    except (ConfigError, ConfigurationError, ApiError, BackendError) as error:
+        print(f"nfs-provisioner audit: error: {error}", file=sys.stderr)
+        return 1
+    pruned = backend.sweep_expired(now) if arguments.prune else None
+    if arguments.output == "json":
+        print(render_json(orphans, missing, found, pruned, now))
+    else:
+        print(render_text(orphans, missing, found, pruned, now, provisioner_name))
+    return 1 if pruned and any(result.error for result in pruned) else 0
+
+
+def _setup(
+    arguments: argparse.Namespace, env: Mapping[str, str]
+) -> tuple[NFSBackend, str, str | None]:
+    values = {
+        field: knob_value(arguments, env, field)
+        for field in (*_REQUIRED, "mount_path", "extra_exports", "kubeconfig")
+    }
+    for field, variable in _REQUIRED.items():
+        if values[field] is None:
+            raise ConfigError(f"{variable} is required: pass it as for `run`, or run in the pod")
+    try:
+        backend = NFSBackend(
+            server=values["nfs_server"],
+            export_path=values["nfs_path"],
+            mount_path=values["mount_path"],
+            extra_exports=[
+                Export.of(extra.server, extra.share, extra.mount_path)
+                for extra in values["extra_exports"]
+            ],
+        )
+    except ValueError as error:
+        raise ConfigError(str(error)) from None
+    return backend, values["provisioner_name"], values["kubeconfig"]
+
+
+def _archive_columns(archive: Archive, now: datetime.datetime) -> dict[str, Any]:
+    marker = archive.marker
+    if marker is None:
+        return {"age": None, "class": None, "retention": None, "expiresIn": None}
+    expiry = marker.expires_at()
+    return {
+        "age": marker.age(now),
+        "class": marker.storage_class,
+        "retention": marker.retention,
+        "expiresIn": None if expiry is None else (expiry - now).total_seconds(),
+    }
+
+
+def render_text(
+    orphans: Sequence[OrphanDirectory],
+    missing: Sequence[VolumeWithoutDirectory],
+    found: Sequence[Archive],
+    pruned: Sequence[ExpiredStorage] | None,
+    now: datetime.datetime,
+    provisioner_name: str,
+) -> str:
+    sections = [
+        _section(
+            "Directories without a PersistentVolume",
+            ("EXPORT", "DIRECTORY"),
+            [(str(orphan.export), str(orphan.directory)) for orphan in orphans],
+        ),
+        _section(
+            f"PersistentVolumes of {provisioner_name} without a directory",
+            ("PERSISTENTVOLUME", "CLAIM", "SOURCE", "PROBLEM"),
+            [(v.pv_name, v.claim or "-", v.source, v.problem) for v in missing],
+        ),
+        _section(
+            "Archives",
+            ("EXPORT", "ARCHIVE", "AGE", "CLASS", "RETENTION", "EXPIRES"),
+            [_archive_row(archive, now) for archive in found],
+        ),
+    ]
+    if pruned is not None:
+        lines = [
+            f"removed {result.location} (archived {format_duration(result.age_seconds)} ago)"
+            if result.error is None
+            else f"cannot remove {result.location}: {result.error}"
+            for result in pruned
+        ]
+        sections.append(f"Pruned ({len(pruned)})\n" + ("\n".join(lines) or "(none)"))
+    return "\n\n".join(sections)
+
+
+def _section(title: str, headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    body = render(headers, rows) if rows else "(none)"
+    return f"{title} ({len(rows)})\n{body}"
+
+
+def _archive_row(archive: Archive, now: datetime.datetime) -> tuple[str, ...]:
+    columns = _archive_columns(archive, now)
+    if archive.marker is None:
+        return (str(archive.export), archive.name, "?", "?", "-", "never (no marker)")
+    expires_in = columns["expiresIn"]
+    if expires_in is None:
+        expires = "never"
+    elif expires_in <= 0:
+        expires = "expired"
+    else:
+        expires = f"in {format_duration(expires_in)}"
+    retention = columns["retention"]
+    return (
+        str(archive.export),
+        archive.name,
+        format_duration(columns["age"]),
+        columns["class"] or "-",
+        "-" if retention is None else format_duration(retention),
+        expires,
+    )
+
+
+def render_json(
+    orphans: Sequence[OrphanDirectory],
+    missing: Sequence[VolumeWithoutDirectory],
+    found: Sequence[Archive],
+    pruned: Sequence[ExpiredStorage] | None,
+    now: datetime.datetime,
+) -> str:
+    document: dict[str, Any] = {
+        "directoriesWithoutVolume": [
+            {"export": str(orphan.export), "directory": str(orphan.directory)} for orphan in orphans
+        ],
+        "volumesWithoutDirectory": [
+            {"name": v.pv_name, "claim": v.claim, "source": v.source, "problem": v.problem}
+            for v in missing
+        ],
+        "archives": [_archive_json(archive, now) for archive in found],
+    }
+    if pruned is not None:
+        document["pruned"] = [
+            {"location": result.location, "ageSeconds": result.age_seconds, "error": result.error}
+            for result in pruned
+        ]
+    return json.dumps(document, indent=2)
+
+
+def _archive_json(archive: Archive, now: datetime.datetime) -> dict[str, Any]:
+    columns = _archive_columns(archive, now)
+    return {
+        "export": str(archive.export),
+        "name": archive.name,
+        "ageSeconds": columns["age"],
+        "storageClass": columns["class"],
+        "retentionSeconds": columns["retention"],
+        "expiresInSeconds": columns["expiresIn"],
+    }

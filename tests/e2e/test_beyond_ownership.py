@@ -1,0 +1,119 @@
+"""Owner, group and mode of new directories, set by the class and, when it allows, the claim."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import stat
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from devcluster import ControlPlane
+
+from tests.e2e.harness import Cluster, Provisioner, wait_for, world_readable_kubeconfig
+
+MakeProvisioner = Callable[..., Provisioner]
+NOBODY = 65534
+
+
+def _require_root(what: str) -> None:
+    if os.geteuid() != 0:
+        pytest.skip(f"needs root to {what}; CI runs as root")
+
+
+def _directory(cluster: Cluster, namespace: str, claim: str, export: Path) -> os.stat_result:
+    pv_name = cluster.wait_bound(namespace, claim)["spec"]["volumeName"]
+    return (export / f"{namespace}-{claim}-{pv_name}").stat()
+
+
+def test_class_and_allowed_claims_set_owner_group_and_mode(
+    cluster: Cluster, namespace: str, export: Path, make_provisioner: MakeProvisioner
+) -> None:
+    _require_root("give directories to other uids")
+    provisioner = make_provisioner()
+    strict = cluster.create_storage_class(
+        provisioner.name, parameters={"uid": "1234", "gid": "2345", "mode": "0750"}
+    )
+    lenient = cluster.create_storage_class(
+        provisioner.name,
+        parameters={"uid": "1234", "gid": "2345", "mode": "2770", "allowClaimOwnership": "true"},
+    )
+    wishes = {"nfs.io/uid": "4321", "nfs.io/mode": "0700"}
+    cluster.create_claim(namespace, "plain", storage_class=strict)
+    cluster.create_claim(namespace, "ignored", storage_class=strict, annotations=wishes)
+    cluster.create_claim(namespace, "honoured", storage_class=lenient, annotations=wishes)
+    cluster.create_claim(namespace, "class-wide", storage_class=lenient)
+
+    def owner(claim: str) -> tuple[int, int, int]:
+        info = _directory(cluster, namespace, claim, export)
+        return info.st_uid, info.st_gid, stat.S_IMODE(info.st_mode)
+
+    assert owner("plain") == (1234, 2345, 0o750)
+    assert owner("ignored") == (1234, 2345, 0o750)
+    assert owner("honoured") == (4321, 2345, 0o700)
+    assert owner("class-wide") == (1234, 2345, 0o2770)
+
+
+def test_bad_values_fail_by_name_and_leave_nothing_behind(
+    cluster: Cluster, namespace: str, export: Path, make_provisioner: MakeProvisioner
+) -> None:
+    provisioner = make_provisioner()
+    bad_mode = cluster.create_storage_class(provisioner.name, parameters={"mode": "0999"})
+    lenient = cluster.create_storage_class(
+        provisioner.name, parameters={"allowClaimOwnership": "true"}
+    )
+    cluster.create_claim(namespace, "mode", storage_class=bad_mode)
+    cluster.create_claim(
+        namespace, "owner", storage_class=lenient, annotations={"nfs.io/uid": "alice"}
+    )
+    event = cluster.wait_event(namespace, "mode", "ProvisioningFailed")
+    assert 'StorageClass parameter "mode" has invalid value "0999"' in event["message"]
+    assert 'such as "0770"' in event["message"]
+    event = cluster.wait_event(namespace, "owner", "ProvisioningFailed")
+    assert 'claim annotation "nfs.io/uid" has invalid value "alice"' in event["message"]
+    assert list(export.iterdir()) == []
+
+
+@pytest.fixture
+def public_dir() -> Iterator[Path]:
+    """A directory an unprivileged process can traverse (pytest's tmp_path is root-only)."""
+    directory = Path(tempfile.mkdtemp(prefix="nfs-provisioner-owner-", dir="/tmp"))
+    directory.chmod(0o755)
+    yield directory
+    shutil.rmtree(directory, ignore_errors=True)
+
+
+def test_chown_refused_to_a_non_root_provisioner_explains_root_squash(
+    cluster: Cluster,
+    control_plane: ControlPlane,
+    namespace: str,
+    public_dir: Path,
+    make_provisioner: MakeProvisioner,
+) -> None:
+    _require_root("run the provisioner as another uid")
+    export = public_dir / "export"
+    export.mkdir()
+    os.chown(export, NOBODY, NOBODY)
+    provisioner = make_provisioner(
+        export=export,
+        user=NOBODY,
+        kubeconfig=world_readable_kubeconfig(control_plane, public_dir / "kube"),
+    )
+    storage_class = cluster.create_storage_class(provisioner.name, parameters={"uid": "1234"})
+    cluster.create_claim(namespace, "data", storage_class=storage_class)
+
+    event = cluster.wait_event(namespace, "data", "ProvisioningFailed")
+    assert event["type"] == "Warning"
+    for needle in ("to uid 1234", f"runs as uid {NOBODY}, not root", "root_squash"):
+        assert needle in event["message"], (needle, event["message"])
+    wait_for(
+        lambda: (
+            provisioner.metric("nfs_provisioner_workqueue_retries_total", {"queue": "claims"}) >= 2
+        ),
+        what="retries",
+    )
+    # Each attempt removes the directory it made; a retry may be between the two right now.
+    wait_for(lambda: list(export.iterdir()) == [], what="no directory left behind")
+    assert provisioner.process is not None and provisioner.process.poll() is None
