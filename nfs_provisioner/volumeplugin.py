@@ -45,6 +45,9 @@ class Provisioner(Protocol):
     ) -> DeleteOutcome:
         """Remove, archive or keep the storage of a released volume."""
 
+    def discard(self, pv: Mapping[str, Any]) -> DeleteOutcome:
+        """Undo provision() for a volume whose PV object was never saved, losing no data."""
+
 
 @runtime_checkable
 class Expander(Protocol):

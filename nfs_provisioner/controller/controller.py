@@ -399,7 +399,7 @@ class ProvisionController:
             raise RetryLaterError(f"could not save PersistentVolume {pv_name}: {last_error}")
         self.events.record(claim, WARNING, "ProvisioningFailed", f"{prefix}. Deleting the volume.")
         try:
-            self.backend.delete(volume, storage_class)
+            self.backend.discard(volume)
         except BackendError as cleanup_error:
             self.events.record(
                 claim,

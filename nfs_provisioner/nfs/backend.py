@@ -126,8 +126,20 @@ class NFSBackend:
         archived = root.archive_directory(directory, ARCHIVE_PREFIX + directory.name)
         return DeleteOutcome.ARCHIVED if archived is not None else DeleteOutcome.ALREADY_GONE
 
-    # Undoing a volume whose PV could not be saved follows exactly the class's delete rules.
-    cleanup_after_failed_save = delete
+    def discard(self, pv: Mapping[str, Any]) -> DeleteOutcome:
+        """Undo provision() for a PV that was never saved.
+
+        The directory holds no data yet unless pathPattern pointed at an existing one, so it is
+        removed when empty and kept otherwise. Archiving it instead, as the class's delete rules
+        would, leaves one more empty archive behind on every retry of a refused PV.
+        """
+        export, directory = self.exports.locate(pv)
+        root = self._roots[export]
+        if not root.exists(directory):
+            return DeleteOutcome.ALREADY_GONE
+        if root.remove_empty_directory(directory):
+            return DeleteOutcome.REMOVED
+        return DeleteOutcome.RETAINED
 
     def _mark_archive(
         self,

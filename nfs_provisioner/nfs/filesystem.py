@@ -157,6 +157,20 @@ class ExportRoot:
                 raise self._storage_error(f"remove directory {_show(rel)}", error) from error
         return True
 
+    def remove_empty_directory(self, rel: PurePosixPath) -> bool:
+        """Remove the directory at rel only if it is empty; True if it was removed."""
+        parents, leaf = self._split(rel)
+        with self._open_root() as root_fd, self._walk(root_fd, parents) as fd:
+            if fd is None or not self._is_directory(fd, leaf, rel):
+                return False
+            try:
+                os.rmdir(leaf, dir_fd=fd)
+            except OSError as error:
+                if error.errno in (errno.ENOTEMPTY, errno.EEXIST, errno.ENOENT):
+                    return False
+                raise self._storage_error(f"remove directory {_show(rel)}", error) from error
+        return True
+
     def archive_directory(self, rel: PurePosixPath, archive_name: str) -> str | None:
         """Move rel to archive_name at the top of the export; the name actually used, or None.
 

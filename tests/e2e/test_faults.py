@@ -10,6 +10,7 @@ from typing import Any
 
 from devcluster import ControlPlane
 
+from nfs_provisioner.kube import ApiError
 from tests.e2e.harness import FAST_LEADER_ELECTION, Cluster, Provisioner, elect, wait_for
 
 MakeProvisioner = Callable[..., Provisioner]
@@ -180,3 +181,106 @@ def test_leader_that_cannot_renew_stops_at_once(
         control_plane.start_apiserver()
     assert exit_code == 1
     assert any(r.get("event") == "lost the leader lease" for r in leader.log_records())
+
+
+def _refuse_volumes_of_class(cluster: Cluster, storage_class: str) -> str:
+    """A ValidatingAdmissionPolicy that makes the API server refuse this class's PVs."""
+    name = f"refuse-{storage_class}"
+    cluster.api.create(
+        "/apis/admissionregistration.k8s.io/v1/validatingadmissionpolicies",
+        {
+            "apiVersion": "admissionregistration.k8s.io/v1",
+            "kind": "ValidatingAdmissionPolicy",
+            "metadata": {"name": name},
+            "spec": {
+                "failurePolicy": "Fail",
+                "matchConstraints": {
+                    "resourceRules": [
+                        {
+                            "apiGroups": [""],
+                            "apiVersions": ["v1"],
+                            "operations": ["CREATE"],
+                            "resources": ["persistentvolumes"],
+                        }
+                    ]
+                },
+                "validations": [
+                    {
+                        "expression": f"object.spec.storageClassName != '{storage_class}'",
+                        "message": f"PVs of class {storage_class} are refused by policy",
+                    }
+                ],
+            },
+        },
+    )
+    cluster.api.create(
+        "/apis/admissionregistration.k8s.io/v1/validatingadmissionpolicybindings",
+        {
+            "apiVersion": "admissionregistration.k8s.io/v1",
+            "kind": "ValidatingAdmissionPolicyBinding",
+            "metadata": {"name": name},
+            "spec": {"policyName": name, "validationActions": ["Deny"]},
+        },
+    )
+    probe = {
+        "apiVersion": "v1",
+        "kind": "PersistentVolume",
+        "metadata": {"name": f"probe-{storage_class}"},
+        "spec": {
+            "capacity": {"storage": "1Mi"},
+            "accessModes": ["ReadWriteOnce"],
+            "storageClassName": storage_class,
+            "nfs": {"server": "probe", "path": "/probe"},
+        },
+    }
+
+    def refused() -> bool:
+        try:
+            cluster.api.request(
+                "POST", "/api/v1/persistentvolumes", body=probe, params={"dryRun": "All"}
+            )
+        except ApiError:
+            return True
+        return False
+
+    wait_for(refused, what="the admission policy to take effect")
+    return name
+
+
+def _allow_volumes_again(cluster: Cluster, policy: str) -> None:
+    base = "/apis/admissionregistration.k8s.io/v1"
+    cluster.api.delete(f"{base}/validatingadmissionpolicybindings/{policy}")
+    cluster.api.delete(f"{base}/validatingadmissionpolicies/{policy}")
+
+
+def test_refused_volume_leaves_no_directory_and_no_archive_behind(
+    cluster: Cluster, namespace: str, export: Path, make_provisioner: MakeProvisioner
+) -> None:
+    provisioner = make_provisioner()
+    # Default parameters archive on delete: undoing a refused PV must still not archive.
+    storage_class = cluster.create_storage_class(provisioner.name)
+    policy = _refuse_volumes_of_class(cluster, storage_class)
+    try:
+        cluster.create_claim(namespace, "refused", storage_class=storage_class)
+        wait_for(
+            lambda: (
+                provisioner.metric(
+                    "controller_persistentvolumeclaim_provision_failed_total",
+                    {"class": storage_class},
+                )
+                >= 2
+            ),
+            timeout=90,
+            what="two refused attempts",
+        )
+        event = cluster.wait_event(
+            namespace, "refused", "ProvisioningFailed", source=provisioner.name
+        )
+        assert event["message"].endswith("Deleting the volume.")
+        assert "refused by policy" in event["message"]
+        wait_for(lambda: list(export.iterdir()) == [], what="the directory to be undone")
+    finally:
+        _allow_volumes_again(cluster, policy)
+    cluster.wait_bound(namespace, "refused", timeout=90)
+    (directory,) = export.iterdir()
+    assert not directory.name.startswith("archived-")

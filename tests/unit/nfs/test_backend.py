@@ -205,13 +205,23 @@ def test_delete_refuses_volumes_outside_the_export(
     assert (export / "d").is_dir()
 
 
-def test_cleanup_after_failed_save_follows_the_delete_rules(
+def test_discard_removes_the_fresh_empty_directory_whatever_the_class(
     backend: NFSBackend, export: Path
 ) -> None:
     volume = provision(backend)
-    outcome = backend.cleanup_after_failed_save(volume, storage_class(archiveOnDelete="false"))
-    assert outcome is DeleteOutcome.REMOVED
+    assert backend.discard(volume) is DeleteOutcome.REMOVED
     assert list(export.iterdir()) == []
+    assert backend.discard(volume) is DeleteOutcome.ALREADY_GONE
+
+
+def test_discard_keeps_a_directory_that_holds_data(backend: NFSBackend, export: Path) -> None:
+    # pathPattern can point a new claim at a directory that already holds data.
+    volume = provision(backend)
+    (directory,) = export.iterdir()
+    (directory / "data").write_text("existing")
+    assert backend.discard(volume) is DeleteOutcome.RETAINED
+    assert (directory / "data").read_text() == "existing"
+    assert not any(p.name.startswith("archived-") for p in export.iterdir())
 
 
 def test_nested_default_export_root_round_trip(tmp_path: Path) -> None:
