@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 import yaml
 
+from nfs_provisioner.nfs.params import parse_class_parameters
 from tests.chart.helm import (
     CHART,
     SEED_ARGS,
@@ -28,8 +29,9 @@ CLUSTER_RULES = [
     {
         "apiGroups": [""],
         "resources": ["persistentvolumes"],
-        "verbs": ["get", "list", "watch", "create", "delete"],
+        "verbs": ["get", "list", "watch", "create", "delete", "patch"],
     },
+    {"apiGroups": [""], "resources": ["persistentvolumeclaims/status"], "verbs": ["patch"]},
     {"apiGroups": ["storage.k8s.io"], "resources": ["storageclasses"], "verbs": ["list", "watch"]},
     {"apiGroups": [""], "resources": ["events"], "verbs": ["create", "patch"]},
 ]
@@ -111,6 +113,9 @@ def test_defaults() -> None:
         "NFS_PROVISIONER_WORKERS": "16",
         "NFS_PROVISIONER_KUBE_API_QPS": "200",
         "NFS_PROVISIONER_KUBE_API_BURST": "400",
+        "NFS_PROVISIONER_USAGE_SCAN_INTERVAL": "10m",
+        "NFS_PROVISIONER_USAGE_SCAN_RATE": "2000",
+        "NFS_PROVISIONER_ARCHIVE_SWEEP_INTERVAL": "1h",
     }
     storage_class = rendered.one("StorageClass")
     assert storage_class["metadata"]["name"] == "nfs-client"
@@ -226,12 +231,241 @@ def test_long_release_names_stay_valid() -> None:
         ({"log": {"format": "text"}}, "at '/log/format'"),
         ({"workers": 0}, "at '/workers'"),
         ({"kubeApi": {"qps": "fast"}}, "at '/kubeApi/qps': got string, want number"),
+        # YAML reads an unquoted 0770 as the number 504: a mode must be a quoted string.
+        ({"storageClass": {"mode": 504}}, "at '/storageClass/mode': got number, want"),
+        ({"storageClass": {"mode": "0778"}}, "at '/storageClass/mode': '0778' does not match"),
+        ({"storageClass": {"uid": "nobody"}}, "at '/storageClass/uid': 'nobody' does not match"),
+        ({"storageClass": {"gid": -1}}, "at '/storageClass/gid': minimum"),
+        (
+            {"storageClass": {"allowClaimOwnership": "yes"}},
+            "at '/storageClass/allowClaimOwnership'",
+        ),
+        ({"storageClass": {"archiveRetention": "30"}}, "at '/storageClass/archiveRetention'"),
+        ({"usage": {"scanInterval": "ten"}}, "at '/usage/scanInterval': 'ten' does not match"),
+        ({"usage": {"scanRate": 0}}, "at '/usage/scanRate'"),
+        ({"archiveSweepInterval": "1d"}, "at '/archiveSweepInterval': '1d' does not match"),
+        ({"nfs": {"extraExports": [{"path": "/x"}]}}, "missing property 'server'"),
+        (
+            {"nfs": {"extraExports": [{"server": "a,b", "path": "/x"}]}},
+            "at '/nfs/extraExports/0/server'",
+        ),
+        ({"nfs": {"extraExports": [{"server": "b", "path": "x"}]}}, "/nfs/extraExports/0/path"),
+        (
+            {"nfs": {"extraExports": [{"server": "b", "path": "/x", "mountPath": "/a=b"}]}},
+            "at '/nfs/extraExports/0/mountPath'",
+        ),
+        (
+            {"nfs": {"extraExports": [{"server": "b", "path": "/x", "storageClass": {}}]}},
+            "at '/nfs/extraExports/0/storageClass': missing property 'name'",
+        ),
+        (
+            {
+                "nfs": {
+                    "extraExports": [
+                        {"server": "b", "path": "/x", "storageClass": {"name": "c", "create": 1}}
+                    ]
+                }
+            },
+            "additional properties 'create' not allowed",
+        ),
+        (
+            {
+                "nfs": {
+                    "extraExports": [
+                        {"server": "b", "path": "/x", "storageClass": {"name": "c", "mode": "9"}}
+                    ]
+                }
+            },
+            "at '/nfs/extraExports/0/storageClass/mode'",
+        ),
     ],
 )
 def test_schema_refuses_wrong_types(values: dict[str, Any], message: str) -> None:
     error = render_error(merged(MINIMAL, values))
     assert "values don't meet the specifications of the schema" in error
     assert message in error
+
+
+def test_ids_and_numbers_render_as_the_provisioner_parses_them() -> None:
+    # YAML numbers reach templates as float64, which would print 4.294967294e+09 and 1e+06.
+    values = {
+        "storageClass": {"uid": 4294967294, "gid": 0},
+        "usage": {"scanInterval": 3600, "scanRate": 1000000},
+        "archiveSweepInterval": 0,
+    }
+    rendered = render(values=merged(MINIMAL, values))
+    parameters = rendered.one("StorageClass")["parameters"]
+    assert parameters == {"archiveOnDelete": "true", "uid": "4294967294", "gid": "0"}
+    options = parse_class_parameters(parameters)
+    assert (options.uid, options.gid) == (4294967294, 0)
+    env = rendered.env
+    assert env["NFS_PROVISIONER_USAGE_SCAN_INTERVAL"] == "3600"
+    assert env["NFS_PROVISIONER_USAGE_SCAN_RATE"] == "1000000"
+    assert env["NFS_PROVISIONER_ARCHIVE_SWEEP_INTERVAL"] == "0"
+    # Ids given as strings stay as written; empty ones render nothing.
+    values = {"storageClass": {"uid": "0100", "gid": "", "mode": None, "archiveRetention": ""}}
+    parameters = render(values=merged(MINIMAL, values)).one("StorageClass")["parameters"]
+    assert parameters == {"archiveOnDelete": "true", "uid": "0100"}
+
+
+def _extra(storage_class: dict[str, Any] | None = None, **entry: Any) -> dict[str, Any]:
+    export: dict[str, Any] = {"server": "nfs2.example.test", "path": "/srv/fast", **entry}
+    if storage_class is not None:
+        export["storageClass"] = storage_class
+    return export
+
+
+def test_extra_export_class_takes_the_main_class_settings_and_its_overrides() -> None:
+    main_class = {
+        "name": "nfs",
+        "defaultClass": True,
+        "annotations": {"example.com/owner": "storage-team"},
+        "allowVolumeExpansion": False,
+        "reclaimPolicy": "Retain",
+        "volumeBindingMode": "WaitForFirstConsumer",
+        "archiveOnDelete": True,
+        "onDelete": "retain",
+        "pathPattern": "${.PVC.namespace}/${.PVC.name}",
+        "uid": 1000,
+        "gid": 1000,
+        "mode": "0770",
+        "allowClaimOwnership": True,
+        "archiveRetention": "30d",
+    }
+    overrides = {"name": "nfs-fast", "archiveOnDelete": False, "uid": None, "mode": "0750"}
+    values = {
+        "storageClass": main_class,
+        "nfs": {"mountOptions": ["nfsvers=4.1"], "extraExports": [_extra(overrides)]},
+    }
+    main, extra = render(values=merged(MINIMAL, values)).all("StorageClass")
+    assert main["metadata"]["annotations"] == {
+        "example.com/owner": "storage-team",
+        "storageclass.kubernetes.io/is-default-class": "true",
+    }
+    # Never a second default class unless the entry asks; the other annotations are kept.
+    assert extra["metadata"]["annotations"] == {"example.com/owner": "storage-team"}
+    for key in ("provisioner", "allowVolumeExpansion", "reclaimPolicy", "volumeBindingMode"):
+        assert extra[key] == main[key], key
+    assert extra["mountOptions"] == main["mountOptions"] == ["nfsvers=4.1"]
+    assert extra["parameters"] == {
+        "server": "nfs2.example.test",
+        "share": "/srv/fast",
+        "archiveOnDelete": "false",
+        "onDelete": "retain",
+        "pathPattern": "${.PVC.namespace}/${.PVC.name}",
+        "gid": "1000",
+        "mode": "0750",
+        "allowClaimOwnership": "true",
+        "archiveRetention": "30d",
+    }
+    options = parse_class_parameters(extra["parameters"])
+    assert (options.uid, options.gid, options.mode) == (None, 1000, 0o750)
+    assert options.archive_retention == 30 * 86400
+
+
+def test_extra_export_may_be_the_default_class_instead() -> None:
+    values = {
+        "storageClass": {"create": False},
+        "nfs": {"extraExports": [_extra({"name": "nfs-fast", "defaultClass": True})]},
+    }
+    # The entry's class is rendered even without the main one: it was asked for by name.
+    storage_class = render(values=merged(MINIMAL, values)).one("StorageClass")
+    assert storage_class["metadata"]["name"] == "nfs-fast"
+    assert storage_class["metadata"]["annotations"] == {
+        "storageclass.kubernetes.io/is-default-class": "true"
+    }
+
+
+def test_extra_exports_with_mount_options_get_static_volumes() -> None:
+    values = {
+        "nfs": {
+            "mountOptions": ["nfsvers=4.1", "hard"],
+            "extraExports": [_extra(), _extra(server="192.0.2.20", path="/data")],
+        }
+    }
+    rendered = render("nfs-provisioner", merged(MINIMAL, values))
+    volumes = {v["metadata"]["name"]: v for v in rendered.all("PersistentVolume")}
+    claims = {c["metadata"]["name"]: c for c in rendered.all("PersistentVolumeClaim")}
+    assert sorted(volumes) == [
+        "pv-nfs-provisioner",
+        "pv-nfs-provisioner-extra-0",
+        "pv-nfs-provisioner-extra-1",
+    ]
+    expected = {
+        0: ("nfs2.example.test", "/srv/fast"),
+        1: ("192.0.2.20", "/data"),
+    }
+    for index, (server, path) in expected.items():
+        volume = volumes[f"pv-nfs-provisioner-extra-{index}"]
+        claim = claims[f"pvc-nfs-provisioner-extra-{index}"]
+        assert volume["spec"]["nfs"] == {"server": server, "path": path}
+        assert volume["spec"]["mountOptions"] == ["nfsvers=4.1", "hard"]
+        assert volume["spec"]["storageClassName"] == claim["spec"]["storageClassName"] == ""
+        assert volume["spec"]["persistentVolumeReclaimPolicy"] == "Retain"
+        assert volume["spec"]["claimRef"] == {
+            "namespace": "default",
+            "name": claim["metadata"]["name"],
+        }
+        assert claim["spec"]["volumeName"] == volume["metadata"]["name"]
+    assert rendered.pod["volumes"] == [
+        {
+            "name": "nfs-subdir-external-provisioner-root",
+            "persistentVolumeClaim": {"claimName": "pvc-nfs-provisioner"},
+        },
+        {
+            "name": "extra-export-0",
+            "persistentVolumeClaim": {"claimName": "pvc-nfs-provisioner-extra-0"},
+        },
+        {
+            "name": "extra-export-1",
+            "persistentVolumeClaim": {"claimName": "pvc-nfs-provisioner-extra-1"},
+        },
+    ]
+
+
+def test_extra_export_names_stay_valid_for_long_release_names() -> None:
+    release = "a-release-name-of-fifty-three-characters-exactly-abcd"
+    values = {"nfs": {"mountOptions": ["hard"], "extraExports": [_extra()]}}
+    rendered = render(release, merged(MINIMAL, values))
+    names = [o["metadata"]["name"] for o in rendered.all("PersistentVolume")]
+    names += [o["metadata"]["name"] for o in rendered.all("PersistentVolumeClaim")]
+    assert len(set(names)) == 4
+    assert all(len(name) <= 63 for name in names), names
+
+
+@pytest.mark.parametrize(
+    ("exports", "message"),
+    [
+        (
+            [_extra(mountPath="/persistentvolumes/")],
+            "nfs.extraExports[0].mountPath /persistentvolumes/ is already where the export "
+            "nfs.server:nfs.path is mounted",
+        ),
+        (
+            [_extra(mountPath="/persistentvolumes-1"), _extra(path="/srv/other")],
+            "nfs.extraExports[1].mountPath /persistentvolumes-1 is already where the export "
+            "nfs.extraExports[0] is mounted",
+        ),
+        (
+            [_extra(server="10.0.0.5", path="/nfs-storage/")],
+            "nfs.extraExports[0] is 10.0.0.5:/nfs-storage/, the same export as nfs.server:nfs.path",
+        ),
+        (
+            [_extra(), _extra(server="NFS2.example.test")],
+            "nfs.extraExports[1] is NFS2.example.test:/srv/fast, the same export as "
+            "nfs.extraExports[0]",
+        ),
+        (
+            [_extra({"name": "nfs-client"})],
+            'nfs.extraExports[0].storageClass.name "nfs-client" is also the name of '
+            "storageClass.name",
+        ),
+    ],
+)
+def test_extra_exports_the_provisioner_would_refuse_are_refused(
+    exports: list[dict[str, Any]], message: str
+) -> None:
+    assert message in render_error(merged(MINIMAL, {"nfs": {"extraExports": exports}}))
 
 
 def test_archive_on_delete_accepts_go_spellings() -> None:
@@ -293,6 +527,16 @@ def test_notes_tell_how_to_check_the_class(tmp_path: Path) -> None:
         ({"storageClass": {"onDelete": "retain"}}, "deletes the volume and keeps its directory"),
         ({"storageClass": {"archiveOnDelete": False}}, "removes its directory"),
         ({"storageClass": {"reclaimPolicy": "Retain"}}, "keeps the volume and its directory"),
+        (
+            {"nfs": {"extraExports": [_extra({"name": "nfs-fast"})]}},
+            "It also serves nfs2.example.test:/srv/fast (mounted at /persistentvolumes-0) through "
+            'StorageClass "nfs-fast".',
+        ),
+        (
+            {"nfs": {"extraExports": [_extra(mountPath="/mnt/x")]}},
+            "It also serves nfs2.example.test:/srv/fast (mounted at /mnt/x): a class selects it "
+            "with parameters server and share.",
+        ),
     ],
 )
 def test_notes_explain_the_values(tmp_path: Path, values: dict[str, Any], expected: str) -> None:

@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 
-from nfs_provisioner.config import KNOBS
+from nfs_provisioner.config import KNOBS, ExportMount, parse_extra_exports
+from nfs_provisioner.nfs.params import parse_class_parameters
 from tests.chart.helm import Rendered, render
 from tests.chart.values import (
     EVERYTHING,
@@ -186,6 +187,73 @@ def _volume_name(rendered: Rendered) -> None:
     assert mount["mountPath"] == "/persistentvolumes"
 
 
+_EXTRA_EXPORTS = [
+    {
+        "server": "nfs2.example.test",
+        "path": "/srv/fast",
+        "mountPath": "/mnt/fast",
+        "storageClass": {"name": "nfs-fast", "reclaimPolicy": "Retain"},
+    },
+    {"server": "192.0.2.20", "path": "/data"},
+]
+
+
+def _extra_exports(rendered: Rendered) -> None:
+    main_volume = {
+        "name": "nfs-subdir-external-provisioner-root",
+        "nfs": {"server": "10.0.0.5", "path": "/nfs-storage"},
+    }
+    assert rendered.pod["volumes"] == [
+        main_volume,
+        {"name": "extra-export-0", "nfs": {"server": "nfs2.example.test", "path": "/srv/fast"}},
+        {"name": "extra-export-1", "nfs": {"server": "192.0.2.20", "path": "/data"}},
+    ]
+    assert rendered.container["volumeMounts"] == [
+        {"name": "nfs-subdir-external-provisioner-root", "mountPath": "/persistentvolumes"},
+        {"name": "extra-export-0", "mountPath": "/mnt/fast"},
+        {"name": "extra-export-1", "mountPath": "/persistentvolumes-1"},
+    ]
+    value = rendered.env["NFS_PROVISIONER_EXTRA_EXPORTS"]
+    assert value == "nfs2.example.test:/srv/fast=/mnt/fast,192.0.2.20:/data=/persistentvolumes-1"
+    # Parsed as the provisioner parses it: each export where the pod mounts it.
+    assert parse_extra_exports(value) == (
+        ExportMount("nfs2.example.test", "/srv/fast", "/mnt/fast"),
+        ExportMount("192.0.2.20", "/data", "/persistentvolumes-1"),
+    )
+    # One more class, for the entry that asks for one: the main class's settings, its own
+    # override, and the parameters that select the export.
+    main, extra = rendered.all("StorageClass")
+    assert main["metadata"]["name"] == "nfs-client"
+    assert main["parameters"] == {"archiveOnDelete": "true"}
+    assert main["reclaimPolicy"] == "Delete"
+    assert extra["metadata"]["name"] == "nfs-fast"
+    assert "annotations" not in extra["metadata"]
+    assert extra["metadata"]["labels"] == main["metadata"]["labels"]
+    assert extra["provisioner"] == main["provisioner"] == rendered.provisioner_name
+    assert extra["parameters"] == {
+        "server": "nfs2.example.test",
+        "share": "/srv/fast",
+        "archiveOnDelete": "true",
+    }
+    assert extra["reclaimPolicy"] == "Retain"
+    assert extra["allowVolumeExpansion"] is True
+    assert extra["volumeBindingMode"] == "Immediate"
+    options = parse_class_parameters(extra["parameters"])
+    assert (options.server, options.share) == ("nfs2.example.test", "/srv/fast")
+
+
+def _class_parameter(name: str, expected: str) -> Check:
+    """The class gets parameter ``name`` (besides the default archiveOnDelete), and the
+    provisioner accepts it."""
+
+    def check(rendered: Rendered) -> None:
+        parameters = rendered.one("StorageClass")["parameters"]
+        assert parameters == {"archiveOnDelete": "true", name: expected}
+        parse_class_parameters(parameters)
+
+    return check
+
+
 def _absent(kind: str) -> Check:
     def check(rendered: Rendered) -> None:
         assert kind not in rendered.kinds()
@@ -228,6 +296,7 @@ CASES = [
     KeyCase("nfs.path", "/srv/export", _nfs_everywhere("10.0.0.5", "/srv/export")),
     KeyCase("nfs.mountOptions", ["nfsvers=4.1", "hard"], _static_export_volume),
     KeyCase("nfs.volumeName", "export", _volume_name),
+    KeyCase("nfs.extraExports", _EXTRA_EXPORTS, _extra_exports),
     KeyCase(
         "nfs.reclaimPolicy",
         "Delete",
@@ -271,6 +340,13 @@ CASES = [
             {"archiveOnDelete": "true", "pathPattern": "${.PVC.namespace}/${.PVC.name}"},
         ),
     ),
+    KeyCase("storageClass.uid", 1000, _class_parameter("uid", "1000")),
+    KeyCase("storageClass.gid", 2000, _class_parameter("gid", "2000")),
+    KeyCase("storageClass.mode", "0770", _class_parameter("mode", "0770")),
+    KeyCase(
+        "storageClass.allowClaimOwnership", True, _class_parameter("allowClaimOwnership", "true")
+    ),
+    KeyCase("storageClass.archiveRetention", "30d", _class_parameter("archiveRetention", "30d")),
     KeyCase(
         "storageClass.accessModes",
         "ReadWriteMany",
@@ -367,6 +443,9 @@ CASES = [
     KeyCase("workers", 4, _env("NFS_PROVISIONER_WORKERS", "4")),
     KeyCase("kubeApi.qps", 12.5, _env("NFS_PROVISIONER_KUBE_API_QPS", "12.5")),
     KeyCase("kubeApi.burst", 50, _env("NFS_PROVISIONER_KUBE_API_BURST", "50")),
+    KeyCase("usage.scanInterval", "0", _env("NFS_PROVISIONER_USAGE_SCAN_INTERVAL", "0")),
+    KeyCase("usage.scanRate", 500, _env("NFS_PROVISIONER_USAGE_SCAN_RATE", "500")),
+    KeyCase("archiveSweepInterval", "15m", _env("NFS_PROVISIONER_ARCHIVE_SWEEP_INTERVAL", "15m")),
     KeyCase(
         "extraEnv",
         [{"name": "NFS_PROVISIONER_RESYNC_PERIOD", "value": "5m"}],
@@ -396,18 +475,22 @@ def test_values_key_changes_the_objects(case: KeyCase) -> None:
 
 def test_everything_at_once_renders_every_kind() -> None:
     rendered = render(values=EVERYTHING)
+    # The extra export brings its own static volume and claim (mount options) and class.
     assert rendered.kinds() == sorted(
         [
             "ClusterRole",
             "ClusterRoleBinding",
             "Deployment",
             "PersistentVolume",
+            "PersistentVolume",
+            "PersistentVolumeClaim",
             "PersistentVolumeClaim",
             "PodDisruptionBudget",
             "Role",
             "RoleBinding",
             "Service",
             "ServiceAccount",
+            "StorageClass",
             "StorageClass",
         ]
     )
@@ -430,7 +513,30 @@ def test_env_is_what_the_provisioner_reads() -> None:
         "NFS_PROVISIONER_KUBE_API_BURST",
     ):
         assert env[name] == str(knobs[name].default), name
-    assert (
-        float(env["NFS_PROVISIONER_KUBE_API_QPS"]) == knobs["NFS_PROVISIONER_KUBE_API_QPS"].default
-    )
+    # Spelled differently (10m, 1h), the same once parsed as the provisioner parses them.
+    for name in (
+        "NFS_PROVISIONER_KUBE_API_QPS",
+        "NFS_PROVISIONER_USAGE_SCAN_INTERVAL",
+        "NFS_PROVISIONER_USAGE_SCAN_RATE",
+        "NFS_PROVISIONER_ARCHIVE_SWEEP_INTERVAL",
+    ):
+        assert knobs[name].parse(env[name]) == knobs[name].default, name
     assert knobs["ENABLE_LEADER_ELECTION"].parse(env["ENABLE_LEADER_ELECTION"]) is True
+    # No extra exports by default: the variable is left out, the provisioner's default is none.
+    assert "NFS_PROVISIONER_EXTRA_EXPORTS" not in env
+    assert knobs["NFS_PROVISIONER_EXTRA_EXPORTS"].default == ()
+
+
+def test_env_values_parse_as_the_provisioner_reads_them() -> None:
+    """Every variable the chart sets from values, with every key off its default, parses."""
+    knobs = {knob.env: knob for knob in KNOBS}
+    env = render(values=EVERYTHING).env
+    parsed = {
+        name: knobs[name].parse(value) for name, value in env.items() if isinstance(value, str)
+    }
+    assert parsed["NFS_PROVISIONER_USAGE_SCAN_INTERVAL"] == 0
+    assert parsed["NFS_PROVISIONER_USAGE_SCAN_RATE"] == 500
+    assert parsed["NFS_PROVISIONER_ARCHIVE_SWEEP_INTERVAL"] == 900
+    assert parsed["NFS_PROVISIONER_EXTRA_EXPORTS"] == (
+        ExportMount("nfs2.example.test", "/srv/second", "/mnt/second"),
+    )

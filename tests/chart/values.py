@@ -108,6 +108,14 @@ EVERYTHING: dict[str, Any] = {
         "mountOptions": ["nfsvers=4.1", "hard"],
         "volumeName": "export",
         "reclaimPolicy": "Delete",
+        "extraExports": [
+            {
+                "server": "nfs2.example.test",
+                "path": "/srv/second",
+                "mountPath": "/mnt/second",
+                "storageClass": {"name": "nfs-everything-second", "onDelete": "delete"},
+            }
+        ],
     },
     "storageClass": {
         "provisionerName": "example.com/nfs-everything",
@@ -121,6 +129,11 @@ EVERYTHING: dict[str, Any] = {
         "accessModes": "ReadWriteMany",
         "volumeBindingMode": "WaitForFirstConsumer",
         "annotations": {"example.com/owner": "storage-team"},
+        "uid": 1000,
+        "gid": 1000,
+        "mode": "0770",
+        "allowClaimOwnership": True,
+        "archiveRetention": "30d",
     },
     "priorityClassName": "system-cluster-critical",
     "serviceAccount": {"name": "nfs-everything", "annotations": {"example.com/role": "nfs"}},
@@ -157,5 +170,7 @@ EVERYTHING: dict[str, Any] = {
     "log": {"format": "console", "level": "debug"},
     "workers": 4,
     "kubeApi": {"qps": 12.5, "burst": 50},
+    "usage": {"scanInterval": "0", "scanRate": 500},
+    "archiveSweepInterval": "15m",
     "extraEnv": [{"name": "NFS_PROVISIONER_RESYNC_PERIOD", "value": "5m"}],
 }

@@ -103,9 +103,12 @@ def test_every_object_is_accepted_by_the_api_server(
     """Every kind the chart renders, every key off its default, through a real API server."""
     namespace = cluster.create_namespace("everything")
     release = unique("everything")
+    (extra_export,) = EVERYTHING["nfs"]["extraExports"]
+    extra_class = {**extra_export["storageClass"], "name": unique("nfs-second")}
     values = merged(
         EVERYTHING,
         {
+            "nfs": {"extraExports": [{**extra_export, "storageClass": extra_class}]},
             "storageClass": {"name": unique("nfs"), "provisionerName": f"example.com/{release}"},
             "serviceAccount": {"name": release},
         },
@@ -119,12 +122,29 @@ def test_every_object_is_accepted_by_the_api_server(
         for kind in ("ClusterRole", "Role"):
             source = rendered.one(kind)
             assert cluster.api.get(object_path(source))["rules"] == source["rules"]
-        # The static volume and claim that carry the mount options find each other.
-        claim = rendered.one("PersistentVolumeClaim")
-        bound = cluster.wait_bound(namespace, claim["metadata"]["name"])
-        assert bound["spec"]["volumeName"] == rendered.one("PersistentVolume")["metadata"]["name"]
+        # The static volumes and claims that carry the mount options (the main export's and
+        # the extra one's) find each other.
+        volumes = {v["metadata"]["name"] for v in rendered.all("PersistentVolume")}
+        claims = rendered.all("PersistentVolumeClaim")
+        assert len(claims) == len(volumes) == 2
+        bound = {
+            cluster.wait_bound(namespace, claim["metadata"]["name"])["spec"]["volumeName"]
+            for claim in claims
+        }
+        assert bound == volumes
+        # Both classes, their parameters as rendered (the API server keeps them verbatim).
+        classes = rendered.all("StorageClass")
+        assert [c["metadata"]["name"] for c in classes] == [
+            values["storageClass"]["name"],
+            extra_class["name"],
+        ]
+        for storage_class in classes:
+            live = cluster.api.get(object_path(storage_class))
+            assert live["parameters"] == storage_class["parameters"]
+        assert classes[1]["parameters"]["server"] == extra_export["server"]
     for kind in ("ClusterRole", "ClusterRoleBinding", "StorageClass"):
-        assert not _exists(cluster, object_path(rendered.one(kind))), kind
+        for obj in rendered.all(kind):
+            assert not _exists(cluster, object_path(obj)), kind
 
 
 @pytest.mark.parametrize("release", ["nfs-client-provisioner", "nfs-subdir-external-provisioner"])

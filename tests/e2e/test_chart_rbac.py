@@ -3,7 +3,8 @@
 The provisioner runs out of cluster with a token of the chart's ServiceAccount (TokenRequest;
 the local API server authorizes with RBAC), its environment taken from the chart's Deployment.
 It goes through a claim's whole life: caches synced, Lease held and renewed, claim provisioned,
-events posted (and a repeated one counted), volume archived and deleted. With any one verb
+events posted (and a repeated one counted), claim grown and its volume resized, volume archived
+and deleted. With any one verb
 taken out of the ClusterRole or Role, the step that needs it fails, and the provisioner's log
 shows the API server refusing exactly that verb on that resource.
 """
@@ -49,6 +50,8 @@ _RBAC_KINDS = ("ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding")
 _STEP_TIMEOUT = 45.0
 # After the refusal shows in the log, retries must not get around it for this long either.
 _STILL_FAILING = 2.0
+# The claim's request before and after the RESIZE step.
+_SIZE, _GROWN = "1Mi", "2Mi"
 
 
 class Step(enum.Enum):
@@ -57,6 +60,7 @@ class Step(enum.Enum):
     PROVISION = "claim Bound to a new PersistentVolume"
     EVENTS = "Provisioning and ProvisioningSucceeded events on the claim"
     REPEATED_EVENT = "a repeated failure event counted, not duplicated"
+    RESIZE = "bound claim grown: its status records the new capacity"
     DELETE = "released volume archived and its PersistentVolume deleted"
 
 
@@ -74,6 +78,8 @@ NEEDED_FOR: dict[Verb, Step] = {
     ("persistentvolumes", "create"): Step.PROVISION,
     ("events", "create"): Step.EVENTS,
     ("events", "patch"): Step.REPEATED_EVENT,
+    ("persistentvolumeclaims/status", "patch"): Step.RESIZE,
+    ("persistentvolumes", "patch"): Step.RESIZE,
     ("persistentvolumes", "get"): Step.DELETE,
     ("persistentvolumes", "delete"): Step.DELETE,
 }
@@ -126,9 +132,15 @@ class Lifecycle:
 
     def start(self, step: Step) -> None:
         if step is Step.PROVISION:
-            self.cluster.create_claim(self.namespace, "data", storage_class=self.storage_class)
+            self.cluster.create_claim(
+                self.namespace, "data", storage_class=self.storage_class, size=_SIZE
+            )
         elif step is Step.REPEATED_EVENT:
             self.cluster.create_claim(self.namespace, "broken", storage_class=self.broken_class)
+        elif step is Step.RESIZE:
+            self.cluster.patch_claim(
+                self.namespace, "data", {"spec": {"resources": {"requests": {"storage": _GROWN}}}}
+            )
         elif step is Step.DELETE:
             claim = self.cluster.claim(self.namespace, "data")
             assert claim is not None
@@ -150,6 +162,7 @@ class Lifecycle:
                     self.namespace, name="broken", reason="ProvisioningFailed"
                 )
             ),
+            Step.RESIZE: lambda: self._claim_capacity("data") == _GROWN,
             Step.DELETE: self._archived_and_deleted,
         }
         return checks[step]()
@@ -186,6 +199,11 @@ class Lifecycle:
     def _claim_phase(self, name: str) -> str | None:
         claim = self.cluster.claim(self.namespace, name)
         return None if claim is None else (claim.get("status") or {}).get("phase")
+
+    def _claim_capacity(self, name: str) -> str | None:
+        claim = self.cluster.claim(self.namespace, name)
+        status = (claim or {}).get("status") or {}
+        return (status.get("capacity") or {}).get("storage")
 
     def _archived_and_deleted(self) -> bool:
         archive = self.export / f"archived-{self.namespace}-data-{self.volume}"
@@ -234,7 +252,8 @@ def chart_rbac(
     release = unique("rbac")
     values = {
         "nfs": {"server": "nfs.example.test", "path": "/exports/volumes"},
-        "storageClass": {"name": unique("nfs")},
+        # The chart's default, spelled out: the API server lets a claim grow only then.
+        "storageClass": {"name": unique("nfs"), "allowVolumeExpansion": True},
     }
     rendered = render(release, values, namespace=namespace)
     env = container_env(rendered.deployment, namespace)
@@ -291,7 +310,9 @@ def test_chart_rbac_is_enough_for_the_whole_lifecycle(
 
 
 @pytest.mark.parametrize(
-    "removed", list(NEEDED_FOR), ids=[f"{verb}-{resource}" for resource, verb in NEEDED_FOR]
+    "removed",
+    list(NEEDED_FOR),
+    ids=[f"{verb}-{resource.replace('/', '-')}" for resource, verb in NEEDED_FOR],
 )
 def test_each_verb_is_needed(
     cluster: Cluster, control_plane: ControlPlane, export: Path, removed: Verb

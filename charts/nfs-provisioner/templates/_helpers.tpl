@@ -97,4 +97,144 @@ helm.sh/chart: {{ include "nfs-provisioner.chart" . }}
 {{- if not (hasPrefix "/" (toString .Values.nfs.path)) -}}
 {{- fail (printf "nfs.path must be the absolute path of the export on the server, got %q" (toString .Values.nfs.path)) -}}
 {{- end -}}
+{{- /* The provisioner refuses to start on two exports with one source or one mount. */ -}}
+{{- $mounts := dict "/persistentvolumes" "the export nfs.server:nfs.path" -}}
+{{- $sources := dict (printf "%s:%s" (lower (toString .Values.nfs.server)) (clean (toString .Values.nfs.path))) "nfs.server:nfs.path" -}}
+{{- $classes := dict -}}
+{{- if .Values.storageClass.create -}}
+{{- $_ := set $classes (toString .Values.storageClass.name) "storageClass.name" -}}
+{{- end -}}
+{{- range $i, $export := (include "nfs-provisioner.extraExports" . | fromJson).exports -}}
+{{- $key := printf "nfs.extraExports[%d]" $i -}}
+{{- $mount := clean $export.mountPath -}}
+{{- if hasKey $mounts $mount -}}
+{{- fail (printf "%s.mountPath %s is already where %s is mounted: give each export its own mountPath" $key $export.mountPath (get $mounts $mount)) -}}
+{{- end -}}
+{{- $_ := set $mounts $mount (printf "the export %s" $key) -}}
+{{- $source := printf "%s:%s" (lower $export.server) (clean $export.path) -}}
+{{- if hasKey $sources $source -}}
+{{- fail (printf "%s is %s:%s, the same export as %s: list each export once" $key $export.server $export.path (get $sources $source)) -}}
+{{- end -}}
+{{- $_ := set $sources $source $key -}}
+{{- with $export.storageClass -}}
+{{- $name := toString .name -}}
+{{- if hasKey $classes $name -}}
+{{- fail (printf "%s.storageClass.name %q is also the name of %s: StorageClass names must differ" $key $name (get $classes $name)) -}}
+{{- end -}}
+{{- $_ := set $classes $name (printf "%s.storageClass.name" $key) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
+A value as the provisioner reads it: strings verbatim, whole numbers without an exponent. YAML
+numbers reach templates as float64, which `toString` prints as 1e+06 for 1000000 and
+4.294967294e+09 for a large uid; the provisioner parses ids as digits only.
+*/}}
+{{- define "nfs-provisioner.string" -}}
+{{- if kindIs "string" . -}}
+{{- . -}}
+{{- else if and (kindIs "float64" .) (eq . (floor .)) -}}
+{{- int64 . -}}
+{{- else -}}
+{{- toString . -}}
+{{- end -}}
+{{- end -}}
+
+{{/* "true" when a value is set: not null and not "" (0 counts as set: uid 0 is root). */}}
+{{- define "nfs-provisioner.isSet" -}}
+{{- if and (not (kindIs "invalid" .)) (ne (toString .) "") -}}true{{- end -}}
+{{- end -}}
+
+{{/*
+nfs.extraExports with the chart's defaults filled in, as JSON {"exports": [...]} (templates can
+only return strings). Each: server, path, mountPath (default /persistentvolumes-<i>), the pod
+volume name, the static PersistentVolume/Claim names used with nfs.mountOptions, and
+storageClass (the entry's, or null).
+*/}}
+{{- define "nfs-provisioner.extraExports" -}}
+{{- $exports := list -}}
+{{- $volumeName := include "nfs-provisioner.rootVolumeName" . | trunc 54 | trimSuffix "-" -}}
+{{- $claimName := include "nfs-provisioner.rootClaimName" . | trunc 54 | trimSuffix "-" -}}
+{{- range $i, $entry := .Values.nfs.extraExports -}}
+{{- $exports = append $exports (dict
+      "server" (toString $entry.server)
+      "path" (toString $entry.path)
+      "mountPath" (default (printf "/persistentvolumes-%d" $i) $entry.mountPath)
+      "volumeName" (printf "extra-export-%d" $i)
+      "pvName" (printf "%s-extra-%d" $volumeName $i)
+      "claimName" (printf "%s-extra-%d" $claimName $i)
+      "storageClass" $entry.storageClass) -}}
+{{- end -}}
+{{- dict "exports" $exports | toJson -}}
+{{- end -}}
+
+{{/* NFS_PROVISIONER_EXTRA_EXPORTS: SERVER:/SHARE=/LOCAL/MOUNT per extra export, comma-separated. */}}
+{{- define "nfs-provisioner.extraExportsEnv" -}}
+{{- $entries := list -}}
+{{- range (include "nfs-provisioner.extraExports" . | fromJson).exports -}}
+{{- $entries = append $entries (printf "%s:%s=%s" .server .path .mountPath) -}}
+{{- end -}}
+{{- join "," $entries -}}
+{{- end -}}
+
+{{/*
+One StorageClass. Context: dict "root" (the chart's top context), "class" (storageClass values:
+the main class's, or an extra export's merged over them) and "export" (null for the main export;
+else server and path, which become the parameters server and share that select it).
+*/}}
+{{- define "nfs-provisioner.storageClass" -}}
+{{- $root := .root -}}
+{{- $class := .class -}}
+apiVersion: storage.k8s.io/v1
+kind: StorageClass
+metadata:
+  name: {{ $class.name }}
+  labels:
+    {{- include "nfs-provisioner.labels" $root | nindent 4 }}
+  {{- if or $class.defaultClass $class.annotations }}
+  annotations:
+    {{- with $class.annotations }}
+    {{- toYaml . | nindent 4 }}
+    {{- end }}
+    {{- if $class.defaultClass }}
+    storageclass.kubernetes.io/is-default-class: "true"
+    {{- end }}
+  {{- end }}
+provisioner: {{ include "nfs-provisioner.provisionerName" $root | quote }}
+allowVolumeExpansion: {{ $class.allowVolumeExpansion }}
+reclaimPolicy: {{ $class.reclaimPolicy }}
+volumeBindingMode: {{ $class.volumeBindingMode }}
+# Only the parameters the provisioner knows: it refuses a class with any other.
+parameters:
+  {{- with .export }}
+  server: {{ .server | quote }}
+  share: {{ .path | quote }}
+  {{- end }}
+  archiveOnDelete: {{ $class.archiveOnDelete | toString | quote }}
+  {{- with $class.onDelete }}
+  onDelete: {{ . | quote }}
+  {{- end }}
+  {{- with $class.pathPattern }}
+  pathPattern: {{ . | quote }}
+  {{- end }}
+  {{- if include "nfs-provisioner.isSet" $class.uid }}
+  uid: {{ include "nfs-provisioner.string" $class.uid | quote }}
+  {{- end }}
+  {{- if include "nfs-provisioner.isSet" $class.gid }}
+  gid: {{ include "nfs-provisioner.string" $class.gid | quote }}
+  {{- end }}
+  {{- with $class.mode }}
+  mode: {{ . | quote }}
+  {{- end }}
+  {{- if $class.allowClaimOwnership }}
+  allowClaimOwnership: "true"
+  {{- end }}
+  {{- with $class.archiveRetention }}
+  archiveRetention: {{ . | quote }}
+  {{- end }}
+{{- with $root.Values.nfs.mountOptions }}
+mountOptions:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
 {{- end -}}

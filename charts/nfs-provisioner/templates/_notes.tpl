@@ -4,6 +4,9 @@
 {{- $ns := .Release.Namespace -}}
 {{- $class := .Values.storageClass.name -}}
 nfs-provisioner {{ .Chart.AppVersion }} serves {{ .Values.nfs.server }}:{{ .Values.nfs.path }} as provisioner "{{ $provisioner }}".
+{{- range $export := (include "nfs-provisioner.extraExports" . | fromJson).exports }}
+It also serves {{ $export.server }}:{{ $export.path }} (mounted at {{ $export.mountPath }}){{ with $export.storageClass }} through StorageClass "{{ .name }}"{{ else }}: a class selects it with parameters server and share{{ end }}.
+{{- end }}
 {{- if .Values.storageClass.create }}
 StorageClass "{{ $class }}"{{ if .Values.storageClass.defaultClass }} is the cluster's default class{{ end }}: reclaimPolicy {{ .Values.storageClass.reclaimPolicy }}, {{ if .Values.storageClass.onDelete }}onDelete {{ .Values.storageClass.onDelete }}{{ else }}archiveOnDelete {{ .Values.storageClass.archiveOnDelete }}{{ end }}.
 {{- else }}
