@@ -4,11 +4,14 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: test test-full demo lint unit e2e binaries pin clean help
+.PHONY: test test-full demo lint unit e2e binaries pin bench bench-quick clean help
+BENCH_STAMP := $(VENV)/.bench-installed
 
 help:
 	@echo "make demo   - start a local control plane and the provisioner on .demo/export"
 	@echo "make test   - lint, type-check and run every test (unit and end-to-end)"
+	@echo "make bench  - burst benchmark against the Go provisioner and the floor (~25 min)"
+	@echo "make bench-quick - N = 100, one round, ours and the floor only (~1 min)"
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python >= 3.11 is required")'
@@ -21,8 +24,8 @@ binaries: $(STAMP)
 	$(PY) hack/build_binaries.py
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check nfs_provisioner tests hack
-	$(VENV)/bin/ruff format --check nfs_provisioner tests hack
+	$(VENV)/bin/ruff check nfs_provisioner tests hack benchmarks
+	$(VENV)/bin/ruff format --check nfs_provisioner tests hack benchmarks
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports
 
@@ -42,6 +45,17 @@ test-full: $(STAMP) binaries lint
 
 demo: $(STAMP) binaries
 	$(PY) hack/demo.py
+
+$(BENCH_STAMP): $(STAMP)
+	$(PY) -m pip install --quiet -e '.[dev,bench]'
+	touch $(BENCH_STAMP)
+
+# Results land in benchmarks/results/<date>-<host>.json and .png; see benchmarks/README.md.
+bench: $(BENCH_STAMP) binaries
+	$(PY) -m benchmarks
+
+bench-quick: $(BENCH_STAMP) binaries
+	$(PY) -m benchmarks --quick
 
 pin: $(STAMP)
 	$(PY) hack/pin_versions.py
