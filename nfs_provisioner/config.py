@@ -263,9 +263,10 @@ KNOBS: tuple[Knob, ...] = (
         "kube_api_qps",
         "--kube-api-qps",
         "NFS_PROVISIONER_KUBE_API_QPS",
-        200.0,
+        0.0,
         _non_negative_float,
-        "client-side limit of API requests per second (0: unlimited)",
+        "client-side limit of API requests per second; 0: none, the API server's priority "
+        "and fairness protects it and its 429 answers are retried",
         "QPS",
     ),
     Knob(

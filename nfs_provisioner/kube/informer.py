@@ -141,9 +141,14 @@ class Informer:
                 delay = min(delay * 2, _MAX_RETRY_DELAY)
 
     def _relist(self) -> None:
-        items, resource_version = self.api.list_all(self.path)
-        fresh = {object_key(item): self._transform(item) for item in items}
-        del items
+        fresh: dict[str, JsonObject] = {}
+
+        def keep(page: list[JsonObject]) -> None:
+            for item in page:
+                compact = self._transform(item)
+                fresh[object_key(compact)] = compact
+
+        resource_version = self.api.list_paged(self.path, keep)
         with self._lock:
             previous = self._store
             self._store = fresh
