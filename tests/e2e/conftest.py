@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -41,6 +43,15 @@ def remove_created_storage_classes(request: pytest.FixtureRequest) -> Iterator[N
     cluster: Cluster = request.getfixturevalue("cluster")
     while cluster.created_classes:
         cluster.delete_storage_class(cluster.created_classes.pop())
+
+
+@pytest.fixture
+def public_dir() -> Iterator[Path]:
+    """A directory an unprivileged process can traverse (pytest's tmp_path is root-only)."""
+    directory = Path(tempfile.mkdtemp(prefix="nfs-provisioner-public-", dir="/tmp"))
+    directory.chmod(0o755)
+    yield directory
+    shutil.rmtree(directory, ignore_errors=True)
 
 
 @pytest.fixture

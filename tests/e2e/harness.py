@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+import pytest
 from devcluster import ControlPlane
 from devcluster.controlplane import free_port
 
@@ -341,6 +342,25 @@ class Provisioner:
         except subprocess.TimeoutExpired:
             self.process.kill()
             return self.process.wait()
+
+
+# The uid an unprivileged provisioner runs as: what a root-squashed export sees.
+NOBODY = 65534
+
+
+def require_root(what: str) -> None:
+    """Skip, with the reason, a test that needs root to stage its fault; CI runs as root."""
+    if os.geteuid() != 0:
+        pytest.skip(f"needs root to {what}; CI runs as root")
+
+
+def unprivileged(
+    make: Callable[..., Provisioner], plane: ControlPlane, public_dir: Path, export: Path
+) -> Provisioner:
+    """A provisioner running as NOBODY on ``export``, with a kubeconfig it can read."""
+    return make(
+        export=export, user=NOBODY, kubeconfig=world_readable_kubeconfig(plane, public_dir / "kube")
+    )
 
 
 # Short lease timings so leader tests take seconds, not the production 15 s.

@@ -72,7 +72,7 @@ def test_a_class_naming_an_unmounted_export_fails_clearly(
         provisioner.name, parameters={"server": "nfs9.example.test", "share": SECOND_SHARE}
     )
     cluster.create_claim(namespace, "data", storage_class=storage_class)
-    event = cluster.wait_event(namespace, "data", "ProvisioningFailed")
+    event = cluster.wait_event(namespace, "data", "ProvisioningFailed", source=provisioner.name)
     message = event["message"]
     assert 'server "nfs9.example.test" and share "/exports/second" name no export' in message
     assert f"{provisioner.server}:{provisioner.nfs_path} (mounted at {export})" in message

@@ -3,24 +3,22 @@
 from __future__ import annotations
 
 import os
-import shutil
 import stat
-import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
-import pytest
 from devcluster import ControlPlane
 
-from tests.e2e.harness import Cluster, Provisioner, wait_for, world_readable_kubeconfig
+from tests.e2e.harness import (
+    NOBODY,
+    Cluster,
+    Provisioner,
+    require_root,
+    unprivileged,
+    wait_for,
+)
 
 MakeProvisioner = Callable[..., Provisioner]
-NOBODY = 65534
-
-
-def _require_root(what: str) -> None:
-    if os.geteuid() != 0:
-        pytest.skip(f"needs root to {what}; CI runs as root")
 
 
 def _directory(cluster: Cluster, namespace: str, claim: str, export: Path) -> os.stat_result:
@@ -31,7 +29,7 @@ def _directory(cluster: Cluster, namespace: str, claim: str, export: Path) -> os
 def test_class_and_allowed_claims_set_owner_group_and_mode(
     cluster: Cluster, namespace: str, export: Path, make_provisioner: MakeProvisioner
 ) -> None:
-    _require_root("give directories to other uids")
+    require_root("give directories to other uids")
     provisioner = make_provisioner()
     strict = cluster.create_storage_class(
         provisioner.name, parameters={"uid": "1234", "gid": "2345", "mode": "0750"}
@@ -68,21 +66,12 @@ def test_bad_values_fail_by_name_and_leave_nothing_behind(
     cluster.create_claim(
         namespace, "owner", storage_class=lenient, annotations={"nfs.io/uid": "alice"}
     )
-    event = cluster.wait_event(namespace, "mode", "ProvisioningFailed")
+    event = cluster.wait_event(namespace, "mode", "ProvisioningFailed", source=provisioner.name)
     assert 'StorageClass parameter "mode" has invalid value "0999"' in event["message"]
     assert 'such as "0770"' in event["message"]
-    event = cluster.wait_event(namespace, "owner", "ProvisioningFailed")
+    event = cluster.wait_event(namespace, "owner", "ProvisioningFailed", source=provisioner.name)
     assert 'claim annotation "nfs.io/uid" has invalid value "alice"' in event["message"]
     assert list(export.iterdir()) == []
-
-
-@pytest.fixture
-def public_dir() -> Iterator[Path]:
-    """A directory an unprivileged process can traverse (pytest's tmp_path is root-only)."""
-    directory = Path(tempfile.mkdtemp(prefix="nfs-provisioner-owner-", dir="/tmp"))
-    directory.chmod(0o755)
-    yield directory
-    shutil.rmtree(directory, ignore_errors=True)
 
 
 def test_chown_refused_to_a_non_root_provisioner_explains_root_squash(
@@ -92,19 +81,15 @@ def test_chown_refused_to_a_non_root_provisioner_explains_root_squash(
     public_dir: Path,
     make_provisioner: MakeProvisioner,
 ) -> None:
-    _require_root("run the provisioner as another uid")
+    require_root("run the provisioner as another uid")
     export = public_dir / "export"
     export.mkdir()
     os.chown(export, NOBODY, NOBODY)
-    provisioner = make_provisioner(
-        export=export,
-        user=NOBODY,
-        kubeconfig=world_readable_kubeconfig(control_plane, public_dir / "kube"),
-    )
+    provisioner = unprivileged(make_provisioner, control_plane, public_dir, export)
     storage_class = cluster.create_storage_class(provisioner.name, parameters={"uid": "1234"})
     cluster.create_claim(namespace, "data", storage_class=storage_class)
 
-    event = cluster.wait_event(namespace, "data", "ProvisioningFailed")
+    event = cluster.wait_event(namespace, "data", "ProvisioningFailed", source=provisioner.name)
     assert event["type"] == "Warning"
     for needle in ("to uid 1234", f"runs as uid {NOBODY}, not root", "root_squash"):
         assert needle in event["message"], (needle, event["message"])

@@ -10,41 +10,21 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
-import pytest
 from devcluster import ControlPlane
 
-from tests.e2e.harness import Cluster, Provisioner, wait_for, world_readable_kubeconfig
+from tests.e2e.harness import (
+    NOBODY,
+    Cluster,
+    Provisioner,
+    require_root,
+    unprivileged,
+    wait_for,
+)
 
 MakeProvisioner = Callable[..., Provisioner]
-NOBODY = 65534
-
-
-def _require_root(what: str) -> None:
-    if os.geteuid() != 0:
-        pytest.skip(f"needs root to {what}; CI runs as root")
-
-
-@pytest.fixture
-def public_dir() -> Iterator[Path]:
-    """A directory an unprivileged process can traverse (pytest's tmp_path is root-only)."""
-    directory = Path(tempfile.mkdtemp(prefix="nfs-provisioner-fault-", dir="/tmp"))
-    directory.chmod(0o755)
-    yield directory
-    shutil.rmtree(directory, ignore_errors=True)
-
-
-def _unprivileged(
-    make_provisioner: MakeProvisioner, control_plane: ControlPlane, public_dir: Path, export: Path
-) -> Provisioner:
-    return make_provisioner(
-        export=export,
-        user=NOBODY,
-        kubeconfig=world_readable_kubeconfig(control_plane, public_dir / "kube"),
-    )
 
 
 def _assert_fails_then_recovers(
@@ -79,10 +59,10 @@ def test_root_owned_export_and_unprivileged_provisioner_explain_root_squash(
     public_dir: Path,
     make_provisioner: MakeProvisioner,
 ) -> None:
-    _require_root("run the provisioner as another uid against a root-owned export")
+    require_root("run the provisioner as another uid against a root-owned export")
     export = public_dir / "export"
     export.mkdir(mode=0o755)
-    provisioner = _unprivileged(make_provisioner, control_plane, public_dir, export)
+    provisioner = unprivileged(make_provisioner, control_plane, public_dir, export)
     _assert_fails_then_recovers(
         cluster,
         namespace,
@@ -101,12 +81,12 @@ def test_read_only_mode_export_fails_clearly_and_recovers(
     public_dir: Path,
     make_provisioner: MakeProvisioner,
 ) -> None:
-    _require_root("run the provisioner as another uid")
+    require_root("run the provisioner as another uid")
     export = public_dir / "export"
     export.mkdir()
     os.chown(export, NOBODY, NOBODY)
     export.chmod(0o555)
-    provisioner = _unprivileged(make_provisioner, control_plane, public_dir, export)
+    provisioner = unprivileged(make_provisioner, control_plane, public_dir, export)
     _assert_fails_then_recovers(
         cluster,
         namespace,
@@ -119,7 +99,7 @@ def test_read_only_mode_export_fails_clearly_and_recovers(
 def test_full_export_fails_clearly_and_recovers(
     cluster: Cluster, namespace: str, public_dir: Path, make_provisioner: MakeProvisioner
 ) -> None:
-    _require_root("mount a small tmpfs")
+    require_root("mount a small tmpfs")
     export = public_dir / "export"
     export.mkdir()
     subprocess.run(
