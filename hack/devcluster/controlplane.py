@@ -194,12 +194,6 @@ class ControlPlane:
             process.kill()
             process.wait()
 
-    def restart_apiserver(self, downtime: float = 0.0) -> None:
-        """Stop kube-apiserver (same etcd, same port) and start it again."""
-        self.stop_process("kube-apiserver")
-        time.sleep(downtime)
-        self.start_apiserver()
-
     def compact_etcd(self) -> int:
         """Compact etcd to its current revision, so older watch versions answer 410 Gone."""
         base = f"http://127.0.0.1:{self.etcd_port}/v3/kv"
@@ -212,15 +206,6 @@ class ControlPlane:
     def stop(self) -> None:
         for name in ("kube-controller-manager", "kube-apiserver", "etcd"):
             self.stop_process(name)
-
-    def request(self, path: str, timeout: float = 5.0) -> Any:
-        """GET a path of the API server as admin and return the decoded JSON."""
-        req = urllib.request.Request(
-            self.server + path, headers={"Authorization": f"Bearer {self.token}"}
-        )
-        context = ssl.create_default_context(cafile=str(self.ca_file))
-        with urllib.request.urlopen(req, timeout=timeout, context=context) as response:
-            return json.loads(response.read())
 
     def _wait_for(self, url: str, name: str, *, tls: bool, timeout: float = 90.0) -> None:
         deadline = time.monotonic() + timeout

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import random
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -93,9 +92,6 @@ class Informer:
     def items(self) -> list[JsonObject]:
         with self._lock:
             return list(self._store.values())
-
-    def __len__(self) -> int:
-        return len(self._store)
 
     def start(self) -> threading.Thread:
         thread = threading.Thread(target=self._run, name=f"informer-{self.kind}", daemon=True)
@@ -231,11 +227,3 @@ def _safely(handler: Callable[..., None], *args: JsonObject) -> None:
         handler(*args)
     except Exception:
         log.exception("event handler failed")
-
-
-def wait_for_sync(informers: list[Informer], stop: threading.Event) -> bool:
-    while not stop.is_set():
-        if all(informer.synced.is_set() for informer in informers):
-            return True
-        time.sleep(0.05)
-    return False
