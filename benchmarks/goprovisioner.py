@@ -13,8 +13,6 @@ Binaries land in ``<cache>/bin/go-provisioner-<commit>/`` (or ``go-standin-<hash
 
 from __future__ import annotations
 
-import fcntl
-import hashlib
 import json
 import re
 import shutil
@@ -22,12 +20,10 @@ import stat
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from devcluster.binaries import BuildError, go_environment
+from devcluster.binaries import BuildError, build_lock, fingerprint, go_environment, go_version
 from devcluster.versions import cache_root, read_versions
 
 MODULE = "github.com/kubernetes-sigs/nfs-subdir-external-provisioner"
@@ -60,34 +56,6 @@ def _log(message: str) -> None:
     print(f"[go-provisioner] {message}", file=sys.stderr, flush=True)
 
 
-def _fingerprint(*parts: str | Path) -> str:
-    digest = hashlib.sha256()
-    for part in parts:
-        digest.update(part.read_bytes() if isinstance(part, Path) else part.encode())
-        digest.update(b"\0")
-    return digest.hexdigest()
-
-
-@contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    """One builder at a time, so two benchmark runs never write the same binary."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
-
-
-def _go_version() -> str:
-    if shutil.which("go") is None:
-        raise BuildError("Go is required to build the Go provisioner, and `go` is not on PATH")
-    return subprocess.run(
-        ["go", "env", "GOVERSION"], env=go_environment(), check=True, capture_output=True, text=True
-    ).stdout.strip()
-
-
 def _run(command: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         command, cwd=cwd, env=go_environment(), text=True, capture_output=True, check=False
@@ -113,9 +81,9 @@ def _build_original(info: dict[str, str], query: str, go: str) -> GoProvisioner:
     version = info["Version"]
     out_dir = cache_root() / "bin" / f"go-provisioner-{query}"
     binary = out_dir / BINARY
-    build_id = _fingerprint(go, version, *RUNTIME_FIXES)
+    build_id = fingerprint(go, version, *RUNTIME_FIXES)
     stamp = out_dir / ".build-id"
-    with _locked(out_dir.parent / f".{out_dir.name}.lock"):
+    with build_lock(out_dir.parent / f".{out_dir.name}.lock"):
         if not (stamp.exists() and stamp.read_text() == build_id and binary.exists()):
             _log(f"building the Go original {MODULE}@{version} into {out_dir}")
             with tempfile.TemporaryDirectory(prefix="go-provisioner-src-") as scratch:
@@ -142,11 +110,11 @@ def _build_original(info: dict[str, str], query: str, go: str) -> GoProvisioner:
 
 def _build_standin(go: str, why: str) -> GoProvisioner:
     sources = [STANDIN_DIR / "go.mod", STANDIN_DIR / "go.sum", STANDIN_DIR / "main.go"]
-    build_id = _fingerprint(go, *sources)
+    build_id = fingerprint(go, *sources)
     out_dir = cache_root() / "bin" / f"go-standin-{build_id[:12]}"
     binary = out_dir / "gostandin"
     stamp = out_dir / ".build-id"
-    with _locked(out_dir.parent / f".{out_dir.name}.lock"):
+    with build_lock(out_dir.parent / f".{out_dir.name}.lock"):
         if not (stamp.exists() and stamp.read_text() == build_id and binary.exists()):
             _log(f"building the Go stand-in into {out_dir} (about a minute, first time only)")
             out_dir.mkdir(parents=True, exist_ok=True)
@@ -169,7 +137,7 @@ def _build_standin(go: str, why: str) -> GoProvisioner:
 
 
 def ensure_go_provisioner(*, allow_standin: bool = True) -> GoProvisioner:
-    go = _go_version()
+    go = go_version()
     pinned = read_versions().go_provisioner_commit
     reasons = []
     for query in dict.fromkeys([pinned, NEWEST_COMMIT]):

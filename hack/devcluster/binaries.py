@@ -51,17 +51,18 @@ def go_environment() -> dict[str, str]:
     return env
 
 
-def _go_version() -> str:
+def go_version() -> str:
+    """The Go toolchain's version; BuildError unless it is >= 1.26."""
     if shutil.which("go") is None:
         raise BuildError(
-            "Go >= 1.26 is required to build the control plane, and `go` is not on PATH"
+            "Go >= 1.26 is required to build the pinned tools, and `go` is not on PATH"
         )
     out = subprocess.run(
         ["go", "env", "GOVERSION"], env=go_environment(), check=True, capture_output=True, text=True
     ).stdout.strip()
     match = re.match(r"go(\d+)\.(\d+)", out)
     if not match or (int(match[1]), int(match[2])) < MINIMUM_GO:
-        raise BuildError(f"Go >= 1.26 is required to build the control plane, found {out!r}")
+        raise BuildError(f"Go >= 1.26 is required to build the pinned tools, found {out!r}")
     return out
 
 
@@ -79,7 +80,7 @@ def _version_ldflags(version: str) -> str:
     return " ".join(flags)
 
 
-def _fingerprint(*parts: str | Path) -> str:
+def fingerprint(*parts: str | Path) -> str:
     digest = hashlib.sha256()
     for part in parts:
         digest.update(part.read_bytes() if isinstance(part, Path) else part.encode())
@@ -88,7 +89,8 @@ def _fingerprint(*parts: str | Path) -> str:
 
 
 @contextmanager
-def _locked(path: Path) -> Iterator[None]:
+def build_lock(path: Path) -> Iterator[None]:
+    """One builder at a time per output, so parallel runs never write the same binary."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
@@ -106,7 +108,7 @@ def _build(
     name: str, out_dir: Path, build_id: str, outputs: list[str], command: list[str], cwd: Path
 ) -> None:
     stamp = out_dir / ".build-id"
-    with _locked(out_dir.parent / f".{out_dir.name}.lock"):
+    with build_lock(out_dir.parent / f".{out_dir.name}.lock"):
         if (
             stamp.exists()
             and stamp.read_text() == build_id
@@ -144,7 +146,7 @@ def build_kubernetes(versions: Versions, go: str) -> Path:
     _check_pinned(module_dir, f"k8s.io/kubernetes {versions.kubernetes}")
     out_dir = cache_root() / "bin" / f"kubernetes-{versions.kubernetes}"
     ldflags = _version_ldflags(versions.kubernetes)
-    build_id = _fingerprint(go, ldflags, module_dir / "go.mod", module_dir / "go.sum")
+    build_id = fingerprint(go, ldflags, module_dir / "go.mod", module_dir / "go.sum")
     _build(
         "kube-apiserver and kube-controller-manager",
         out_dir,
@@ -172,7 +174,7 @@ def build_etcd(versions: Versions, go: str) -> Path:
     module_dir = HACK_DIR / "etcd"
     _check_pinned(module_dir, f"go.etcd.io/etcd/server/v3 {versions.etcd}")
     out_dir = cache_root() / "bin" / f"etcd-{versions.etcd}"
-    build_id = _fingerprint(go, module_dir / "go.mod", module_dir / "go.sum")
+    build_id = fingerprint(go, module_dir / "go.mod", module_dir / "go.sum")
     _build(
         "etcd",
         out_dir,
@@ -196,7 +198,7 @@ def build_etcd(versions: Versions, go: str) -> Path:
 def build_helm(versions: Versions, go: str) -> Path:
     out_dir = cache_root() / "bin" / f"helm-{versions.helm}"
     ldflags = f"-s -w -X helm.sh/helm/v3/internal/version.version={versions.helm}"
-    build_id = _fingerprint(go, versions.helm, ldflags)
+    build_id = fingerprint(go, versions.helm, ldflags)
     _build(
         "helm",
         out_dir,
@@ -220,7 +222,7 @@ def build_helm(versions: Versions, go: str) -> Path:
 def ensure_binaries() -> Binaries:
     """Build whatever is missing and return the paths of all four binaries."""
     versions = read_versions()
-    go = _go_version()
+    go = go_version()
     kubernetes = build_kubernetes(versions, go)
     etcd = build_etcd(versions, go)
     helm = build_helm(versions, go)
