@@ -171,6 +171,35 @@ class Cluster:
     def create_volume(self, body: JsonObject) -> JsonObject:
         return self.api.create("/api/v1/persistentvolumes", body)
 
+    def create_nfs_volume(
+        self,
+        name: str,
+        *,
+        server: str,
+        path: str,
+        storage_class: str = "",
+        provisioned_by: str | None = None,
+        reclaim_policy: str = "Delete",
+        size: str = "1Mi",
+        claim_ref: JsonObject | None = None,
+    ) -> JsonObject:
+        """A PV made by hand, as if another provisioner (or an operator) had created it."""
+        metadata: JsonObject = {"name": name}
+        if provisioned_by is not None:
+            metadata["annotations"] = {"pv.kubernetes.io/provisioned-by": provisioned_by}
+        spec: JsonObject = {
+            "capacity": {"storage": size},
+            "accessModes": ["ReadWriteMany"],
+            "persistentVolumeReclaimPolicy": reclaim_policy,
+            "storageClassName": storage_class,
+            "nfs": {"server": server, "path": path},
+        }
+        if claim_ref is not None:
+            spec["claimRef"] = claim_ref
+        return self.create_volume(
+            {"apiVersion": "v1", "kind": "PersistentVolume", "metadata": metadata, "spec": spec}
+        )
+
     def delete_volume(self, name: str) -> None:
         with suppress(ApiError):
             self.api.delete(f"/api/v1/persistentvolumes/{name}")

@@ -230,19 +230,8 @@ def test_bound_claim_is_never_touched(
     cluster: Cluster, control_plane: ControlPlane, namespace: str, tmp_path: Path
 ) -> None:
     volume = unique("pv-static")
-    cluster.create_volume(
-        {
-            "apiVersion": "v1",
-            "kind": "PersistentVolume",
-            "metadata": {"name": volume},
-            "spec": {
-                "capacity": {"storage": "1Mi"},
-                "accessModes": ["ReadWriteMany"],
-                "storageClassName": "",
-                "persistentVolumeReclaimPolicy": "Retain",
-                "nfs": {"server": "nfs.example.test", "path": "/static"},
-            },
-        }
+    cluster.create_nfs_volume(
+        volume, server="nfs.example.test", path="/static", reclaim_policy="Retain"
     )
     storage_class = cluster.create_storage_class("test.local/nobody-runs-this")
     try:

@@ -93,23 +93,13 @@ def test_a_volume_in_no_mounted_export_is_never_deleted(
     )
     pv_name = unique("elsewhere")
     # The right path on the wrong server: with several exports the server must match too.
-    cluster.create_volume(
-        {
-            "apiVersion": "v1",
-            "kind": "PersistentVolume",
-            "metadata": {
-                "name": pv_name,
-                "annotations": {"pv.kubernetes.io/provisioned-by": provisioner.name},
-            },
-            "spec": {
-                "capacity": {"storage": "1Mi"},
-                "accessModes": ["ReadWriteMany"],
-                "persistentVolumeReclaimPolicy": "Delete",
-                "storageClassName": storage_class,
-                "nfs": {"server": "nfs9.example.test", "path": f"{SECOND_SHARE}/data"},
-                "claimRef": {"namespace": namespace, "name": "data"},
-            },
-        }
+    cluster.create_nfs_volume(
+        pv_name,
+        server="nfs9.example.test",
+        path=f"{SECOND_SHARE}/data",
+        storage_class=storage_class,
+        provisioned_by=provisioner.name,
+        claim_ref={"namespace": namespace, "name": "data"},
     )
     cluster.create_claim(
         namespace, "data", storage_class=storage_class, extra_spec={"volumeName": pv_name}

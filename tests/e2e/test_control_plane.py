@@ -27,24 +27,13 @@ def test_prebound_volume_binds_and_is_released_when_the_claim_goes(
 ) -> None:
     claim = cluster.create_claim(namespace, "data", storage_class="", size="1Gi")
     volume_name = unique("pv")
-    cluster.create_volume(
-        {
-            "apiVersion": "v1",
-            "kind": "PersistentVolume",
-            "metadata": {"name": volume_name},
-            "spec": {
-                "capacity": {"storage": "1Gi"},
-                "accessModes": ["ReadWriteMany"],
-                "persistentVolumeReclaimPolicy": "Retain",
-                "storageClassName": "",
-                "nfs": {"server": "nfs.example.test", "path": "/exports/static"},
-                "claimRef": {
-                    "namespace": namespace,
-                    "name": "data",
-                    "uid": claim["metadata"]["uid"],
-                },
-            },
-        }
+    cluster.create_nfs_volume(
+        volume_name,
+        server="nfs.example.test",
+        path="/exports/static",
+        reclaim_policy="Retain",
+        size="1Gi",
+        claim_ref={"namespace": namespace, "name": "data", "uid": claim["metadata"]["uid"]},
     )
     bound = cluster.wait_bound(namespace, "data", timeout=30)
     assert bound["spec"]["volumeName"] == volume_name

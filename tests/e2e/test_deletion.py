@@ -161,25 +161,13 @@ def test_volume_of_another_provisioner_is_never_touched(
     (directory / "file").write_text("not yours")
     pv_name = unique("foreign-pv")
     # Bound from both sides before our provisioner could see an unbound claim.
-    cluster.create_volume(
-        {
-            "apiVersion": "v1",
-            "kind": "PersistentVolume",
-            "metadata": {
-                "name": pv_name,
-                "annotations": {
-                    "pv.kubernetes.io/provisioned-by": "example.test/other-provisioner"
-                },
-            },
-            "spec": {
-                "capacity": {"storage": "1Mi"},
-                "accessModes": ["ReadWriteMany"],
-                "persistentVolumeReclaimPolicy": "Delete",
-                "storageClassName": storage_class,
-                "nfs": {"server": provisioner.server, "path": "/exports/volumes/foreign-data"},
-                "claimRef": {"namespace": namespace, "name": "foreign"},
-            },
-        }
+    cluster.create_nfs_volume(
+        pv_name,
+        server=provisioner.server,
+        path="/exports/volumes/foreign-data",
+        storage_class=storage_class,
+        provisioned_by="example.test/other-provisioner",
+        claim_ref={"namespace": namespace, "name": "foreign"},
     )
     cluster.create_claim(
         namespace, "foreign", storage_class=storage_class, extra_spec={"volumeName": pv_name}

@@ -112,26 +112,13 @@ def test_volume_pointing_outside_the_export_is_never_removed_or_renamed(
     for label, path in victims.items():
         pv_name = unique(f"hostile-{label}")
         names.append(pv_name)
-        cluster.create_volume(
-            {
-                "apiVersion": "v1",
-                "kind": "PersistentVolume",
-                "metadata": {
-                    "name": pv_name,
-                    "annotations": {"pv.kubernetes.io/provisioned-by": provisioner.name},
-                },
-                "spec": {
-                    "capacity": {"storage": "1Mi"},
-                    "accessModes": ["ReadWriteMany"],
-                    "persistentVolumeReclaimPolicy": "Delete",
-                    "storageClassName": storage_class,
-                    "nfs": {"server": provisioner.server, "path": path},
-                    "claimRef": {
-                        "namespace": namespace,
-                        "name": label,
-                    },
-                },
-            }
+        cluster.create_nfs_volume(
+            pv_name,
+            server=provisioner.server,
+            path=path,
+            storage_class=storage_class,
+            provisioned_by=provisioner.name,
+            claim_ref={"namespace": namespace, "name": label},
         )
         # Bound from the claim side too, so the provisioner never sees it unbound.
         cluster.create_claim(
