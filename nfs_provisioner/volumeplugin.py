@@ -19,12 +19,22 @@ class BackendError(Exception):
     """A failure whose message a user can act on; it goes into a Kubernetes event."""
 
 
+# A Normal event on the claim being provisioned: (reason, message).
+Report = Callable[[str, str], None]
+
+
+def _ignore_report(_reason: str, _message: str) -> None:
+    return None
+
+
 @dataclass(frozen=True)
 class ProvisionRequest:
     pv_name: str
     claim: Mapping[str, Any]
     storage_class: Mapping[str, Any]
     selected_node: str | None = None
+    # What the claim's owner should know although provisioning succeeds.
+    report: Report = _ignore_report
 
 
 class DeleteOutcome(enum.Enum):
@@ -32,6 +42,8 @@ class DeleteOutcome(enum.Enum):
     ARCHIVED = "archived"
     RETAINED = "retained"
     ALREADY_GONE = "already gone"
+    # Another volume still uses the storage, so it stays until the last one goes.
+    SHARED = "kept for the other volumes using it"
 
 
 class Provisioner(Protocol):
@@ -47,6 +59,19 @@ class Provisioner(Protocol):
 
     def discard(self, pv: Mapping[str, Any]) -> DeleteOutcome:
         """Undo provision() for a volume whose PV object was never saved, losing no data."""
+
+
+@runtime_checkable
+class VolumeTracker(Protocol):
+    """A backend that must know every PersistentVolume in the cluster, not only its own.
+
+    The controller calls these from its PV cache (all PVs, whoever provisioned them) before any
+    claim is provisioned, and forgets the PV name of a claim deleted before its PV was saved.
+    """
+
+    def track_volume(self, pv: Mapping[str, Any]) -> None: ...
+
+    def forget_volume(self, pv_name: str) -> None: ...
 
 
 @runtime_checkable

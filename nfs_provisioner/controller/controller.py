@@ -62,6 +62,7 @@ from nfs_provisioner.volumeplugin import (
     ProvisionRequest,
     StorageSweeper,
     UsageMeter,
+    VolumeTracker,
 )
 
 log = structlog.get_logger(__name__)
@@ -148,7 +149,7 @@ class ProvisionController:
             Handlers(
                 on_add=self._volume_changed,
                 on_update=lambda _old, new: self._volume_changed(new),
-                on_delete=lambda volume: self.volume_queue.forget(_name(volume)),
+                on_delete=self._volume_deleted,
             )
         )
         self.classes.add_handlers(
@@ -238,10 +239,24 @@ class ProvisionController:
     def _claim_deleted(self, claim: JsonObject) -> None:
         self.claim_queue.forget(claim_key(claim))
         self.resize_queue.forget(claim_key(claim))
+        if isinstance(self.backend, VolumeTracker) and (claim.get("metadata") or {}).get("uid"):
+            # Storage reserved for a PV that was never saved is free again; a saved PV that
+            # the cache has not seen yet is tracked again when it arrives.
+            pv_name = volume_name_for(claim)
+            if self.volumes.get(pv_name) is None:
+                self.backend.forget_volume(pv_name)
 
     def _volume_changed(self, volume: JsonObject) -> None:
+        # Before any worker runs: the initial list adds every PV of the cluster.
+        if isinstance(self.backend, VolumeTracker):
+            self.backend.track_volume(volume)
         if should_delete_volume(volume, self.settings.provisioner_name):
             self.volume_queue.add(_name(volume))
+
+    def _volume_deleted(self, volume: JsonObject) -> None:
+        self.volume_queue.forget(_name(volume))
+        if isinstance(self.backend, VolumeTracker):
+            self.backend.forget_volume(_name(volume))
 
     def _class_changed(self, storage_class: JsonObject) -> None:
         # Claims that waited for this class to reach the cache need not wait for their backoff.
@@ -346,6 +361,7 @@ class ProvisionController:
             claim=claim,
             storage_class=storage_class,
             selected_node=annotations_of(claim).get(ANN_SELECTED_NODE),
+            report=lambda reason, message: self.events.record(claim, NORMAL, reason, message),
         )
         try:
             body = self.backend.provision(request)
@@ -447,6 +463,13 @@ class ProvisionController:
                     f"failed to delete PersistentVolume {name}: {error}",
                 )
                 raise
+        if outcome is DeleteOutcome.SHARED:
+            self.events.record(
+                volume,
+                NORMAL,
+                "VolumeStorageKept",
+                "the volume's storage is kept: other PersistentVolumes still use it",
+            )
         if outcome is DeleteOutcome.ALREADY_GONE:
             self.events.record(
                 volume,

@@ -142,14 +142,18 @@ def compact_claim(claim: JsonObject, provisioner_name: str) -> dict[str, Any]:
 
 
 def compact_volume(volume: JsonObject, provisioner_name: str) -> dict[str, Any]:
-    """What the cache keeps of a PV: all of ours, only the name of anybody else's.
+    """What the cache keeps of a PV: all of ours, the name and NFS source of anybody else's.
 
-    The name alone answers "does pvc-<uid> exist", which is all the claim side asks.
+    The name answers "does pvc-<uid> exist", which is all the claim side asks; the NFS source
+    tells which directory the PV owns, so that no claim is given it.
     """
     metadata = _metadata(volume)
     compact: dict[str, Any] = {"kind": "PersistentVolume", "apiVersion": "v1"}
     if annotations_of(volume).get(ANN_PROVISIONED_BY) != provisioner_name:
         compact["metadata"] = _pick(metadata, ("name", "uid", "resourceVersion"))
+        nfs = (volume.get("spec") or {}).get("nfs")
+        if nfs:
+            compact["spec"] = {"nfs": _pick(nfs, ("server", "path"))}
         return compact
     compact["metadata"] = _pick(metadata, _VOLUME_METADATA)
     compact["spec"] = volume.get("spec") or {}

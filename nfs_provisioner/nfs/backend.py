@@ -4,13 +4,16 @@ import os
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import PurePosixPath
-from typing import Any
+from typing import Any, Final
 
 import structlog
 
-from nfs_provisioner.nfs.errors import UnsupportedClaimError
+from nfs_provisioner.nfs import archives
+from nfs_provisioner.nfs._paths import quote, split_components
+from nfs_provisioner.nfs.errors import UnsafePathError, UnsupportedClaimError
 from nfs_provisioner.nfs.exports import Export, ExportSet
 from nfs_provisioner.nfs.filesystem import ExportRoot
+from nfs_provisioner.nfs.owners import Conflict, DirectoryOwners, Location
 from nfs_provisioner.nfs.ownership import resolve_ownership
 from nfs_provisioner.nfs.params import (
     ClassOptions,
@@ -19,13 +22,7 @@ from nfs_provisioner.nfs.params import (
     parse_class_parameters,
 )
 from nfs_provisioner.nfs.patterns import ARCHIVE_PREFIX, resolve_volume_directory
-from nfs_provisioner.nfs.retention import (
-    MARKER_MAX_BYTES,
-    MARKER_NAME,
-    ArchiveMarker,
-    decode_marker,
-    encode_marker,
-)
+from nfs_provisioner.nfs.retention import ArchiveMarker
 from nfs_provisioner.nfs.volumes import build_persistent_volume
 from nfs_provisioner.volumeplugin import (
     BackendError,
@@ -37,6 +34,9 @@ from nfs_provisioner.volumeplugin import (
 )
 
 log = structlog.get_logger(__name__)
+
+# On a PV: the storage class whose volumes may share this one's directory (allowSharedDirectories).
+ANN_SHARED_DIRECTORY: Final = "nfs-provisioner/shared-directory-class"
 
 
 class NFSBackend:
@@ -59,6 +59,7 @@ class NFSBackend:
         default = Export.of(server, export_path, mount_path)
         self.exports = ExportSet(default, extra_exports)
         self._roots = {export: ExportRoot(export.mount_path) for export in self.exports.exports}
+        self.owners = DirectoryOwners()
 
     def root_of(self, export: Export) -> ExportRoot:
         return self._roots[export]
@@ -83,6 +84,10 @@ class NFSBackend:
             annotations=annotations,
             pv_name=request.pv_name,
         )
+        location = self._location(export, directory)
+        self._check_export_boundaries(export, location, directory)
+        class_name = str((request.storage_class.get("metadata") or {}).get("name") or "")
+        share_group = class_name if options.allow_shared_directories else None
         # Built before the directory exists so that a claim we cannot serve leaves no trace.
         volume = build_persistent_volume(
             pv_name=request.pv_name,
@@ -92,10 +97,72 @@ class NFSBackend:
             claim=claim,
             storage_class=request.storage_class,
         )
-        self._roots[export].create_directory(
-            directory, ownership.mode, uid=ownership.uid, gid=ownership.gid
-        )
+        if share_group is not None:
+            volume["metadata"]["annotations"] = {ANN_SHARED_DIRECTORY: share_group}
+        conflicts = self.owners.reserve(request.pv_name, location, share_group)
+        if conflicts:
+            raise UnsafePathError(_conflict_message(directory, export, conflicts, share_group))
+        try:
+            created = self._roots[export].create_directory(
+                directory, ownership.mode, uid=ownership.uid, gid=ownership.gid
+            )
+        except BaseException:
+            self.owners.forget(request.pv_name)
+            raise
+        if not created:
+            request.report(
+                "ReusingDirectory",
+                f"directory {quote(str(directory))} already exists in {export} and no other "
+                "PersistentVolume uses it: it is reused with its content, owner and mode as "
+                "they are",
+            )
         return volume
+
+    def track_volume(self, pv: Mapping[str, Any]) -> None:
+        """Record the directory any PV (of any provisioner) owns; see owners.DirectoryOwners."""
+        name = str((pv.get("metadata") or {}).get("name") or "")
+        if not name:
+            return
+        annotations = (pv.get("metadata") or {}).get("annotations") or {}
+        share_group = annotations.get(ANN_SHARED_DIRECTORY)
+        self.owners.track(name, self._location_of(pv), share_group or None)
+
+    def forget_volume(self, pv_name: str) -> None:
+        self.owners.forget(pv_name)
+
+    def _location(self, export: Export, directory: PurePosixPath) -> Location:
+        return (export.server.lower(), *split_components(export.share), *directory.parts)
+
+    def _location_of(self, pv: Mapping[str, Any]) -> Location | None:
+        """Where the PV's directory is; None if it is in no mounted export or is an export root.
+
+        A PV of the whole export (the chart's own, say) or of a directory above it is an
+        administrator's view of the share, not a volume inside it.
+        """
+        try:
+            export, directory = self.exports.locate(pv)
+        except BackendError:
+            return None
+        return self._location(export, directory)
+
+    def _check_export_boundaries(
+        self, export: Export, location: Location, directory: PurePosixPath
+    ) -> None:
+        """A directory of one export may not be, hold or lie in another export mounted here."""
+        depth = len(split_components(export.share))
+        for other in self.exports.exports:
+            if other is export or other.server.lower() != export.server.lower():
+                continue
+            root = (other.server.lower(), *split_components(other.share))
+            inside_nested = len(root) > depth + 1 and location[: len(root)] == root
+            holds = root[: len(location)] == location
+            if inside_nested or holds:
+                raise UnsafePathError(
+                    f"directory {quote(str(directory))} of export {export} is, holds or lies in "
+                    f"the export {other}, which is mounted separately: volumes of that export "
+                    "belong to it. Change the pathPattern, or use that export (parameters server "
+                    "and share)"
+                )
 
     def delete(
         self, pv: Mapping[str, Any], storage_class: Mapping[str, Any] | None
@@ -103,7 +170,9 @@ class NFSBackend:
         """Remove, archive or keep the PV's directory as its StorageClass says.
 
         Without the class (it was deleted) the directory is archived: nothing else is both safe
-        and final, whereas the Go provisioner fails the deletion forever.
+        and final, whereas the Go provisioner fails the deletion forever. A directory that
+        another PV also uses (a shared one) is kept; one that holds another PV's directory is
+        refused, whatever the class says.
         """
         export, directory = self.exports.locate(pv)
         root = self._roots[export]
@@ -119,24 +188,48 @@ class NFSBackend:
         policy = DeletePolicy.ARCHIVE if options is None else deletion_policy(options)
         if policy is DeletePolicy.RETAIN:
             return DeleteOutcome.RETAINED
+        if self._still_used(pv, export, directory):
+            return DeleteOutcome.SHARED
         if policy is DeletePolicy.REMOVE:
             removed = root.remove_directory(directory)
             return DeleteOutcome.REMOVED if removed else DeleteOutcome.ALREADY_GONE
-        self._mark_archive(root, directory, pv, storage_class, options)
         archived = root.archive_directory(directory, ARCHIVE_PREFIX + directory.name)
-        return DeleteOutcome.ARCHIVED if archived is not None else DeleteOutcome.ALREADY_GONE
+        if archived is None:
+            return DeleteOutcome.ALREADY_GONE
+        self._mark_archive(root, archived, directory, pv, storage_class, options)
+        return DeleteOutcome.ARCHIVED
+
+    def _still_used(self, pv: Mapping[str, Any], export: Export, directory: PurePosixPath) -> bool:
+        """True if other PVs use exactly this directory; refuses one that holds other volumes."""
+        name = str((pv.get("metadata") or {}).get("name") or "")
+        location = self._location(export, directory)
+        conflicts = self.owners.conflicts(location, ignore=name)
+        holding = [conflict for conflict in conflicts if conflict.relation == "around"]
+        if holding:
+            owners = ", ".join(conflict.owner for conflict in holding[:5])
+            more = f" and {len(holding) - 5} more" if len(holding) > 5 else ""
+            raise UnsafePathError(
+                f"directory {quote(str(directory))} in {export} holds the directories of other "
+                f"PersistentVolumes ({owners}{more}); refusing to remove or archive it while "
+                "they exist. Delete those volumes first, or move their data"
+            )
+        return any(conflict.relation == "same" for conflict in conflicts)
 
     def discard(self, pv: Mapping[str, Any]) -> DeleteOutcome:
         """Undo provision() for a PV that was never saved.
 
-        The directory holds no data yet unless pathPattern pointed at an existing one, so it is
-        removed when empty and kept otherwise. Archiving it instead, as the class's delete rules
-        would, leaves one more empty archive behind on every retry of a refused PV.
+        The directory holds no data yet unless it was reused, so it is removed when empty and
+        kept otherwise. Archiving it instead, as the class's delete rules would, leaves one more
+        empty archive behind on every retry of a refused PV.
         """
+        name = str((pv.get("metadata") or {}).get("name") or "")
         export, directory = self.exports.locate(pv)
+        self.owners.forget(name)
         root = self._roots[export]
         if not root.exists(directory):
             return DeleteOutcome.ALREADY_GONE
+        if self.owners.conflicts(self._location(export, directory)):
+            return DeleteOutcome.SHARED
         if root.remove_empty_directory(directory):
             return DeleteOutcome.REMOVED
         return DeleteOutcome.RETAINED
@@ -144,30 +237,36 @@ class NFSBackend:
     def _mark_archive(
         self,
         root: ExportRoot,
+        archive: str,
         directory: PurePosixPath,
         pv: Mapping[str, Any],
         storage_class: Mapping[str, Any] | None,
         options: ClassOptions | None,
     ) -> None:
-        """Record when and under which retention the directory is archived, inside it.
+        """Record when, from where and under which retention the directory was archived.
 
-        Written before the rename, so no archive of ours ever lacks it: a retry after a crash
-        rewrites it. A marker that cannot be written is no reason to keep a released volume
-        from being archived; that archive just never expires on its own.
+        Written after the rename, into the registry, with the archive's inode: only what the
+        provisioner archived itself can ever expire. A marker that cannot be written is no
+        reason to fail the deletion; that archive just never expires on its own.
         """
-        marker = ArchiveMarker(
-            archived_at=datetime.now(UTC),
-            retention=None if options is None else options.archive_retention,
-            storage_class=_class_name(pv, storage_class),
-            volume=str((pv.get("metadata") or {}).get("name") or "") or None,
-        )
         try:
-            root.write_file(directory / MARKER_NAME, encode_marker(marker))
+            found = root.directory_id(PurePosixPath(archive))
+            if found is None:
+                return
+            marker = ArchiveMarker(
+                archived_at=datetime.now(UTC),
+                retention=None if options is None else options.archive_retention,
+                storage_class=_class_name(pv, storage_class),
+                volume=str((pv.get("metadata") or {}).get("name") or "") or None,
+                archive=archive,
+                inode=found[1],
+                source=str(directory),
+            )
+            archives.record(root, marker)
         except BackendError as error:
             log.warning(
                 "cannot write the archive marker; this archive will not expire on its own",
-                pv=marker.volume,
-                directory=str(directory),
+                archive=archive,
                 error=str(error),
             )
 
@@ -181,43 +280,74 @@ class NFSBackend:
         return self._roots[export].measure(directory, throttle)
 
     def sweep_expired(self, now: datetime) -> list[ExpiredStorage]:
-        """Remove the archives, in every export, whose marker says their retention has ended."""
+        """Remove the archives, in every export, whose registered marker says they expired.
+
+        Only archives the provisioner registered are candidates, and only while the marker's
+        inode is still theirs and no PV uses the directory: a directory named like an archive,
+        or holding a file that looks like a marker, is never removed. Each problem is reported
+        and the sweep goes on with the next archive.
+        """
         results = []
         for export in self.exports.exports:
             root = self._roots[export]
             try:
-                names = root.subdirectories()
+                for found in archives.registered(root):
+                    result = self._sweep_one(export, root, found, now)
+                    if result is not None:
+                        results.append(result)
             except BackendError as error:
                 results.append(ExpiredStorage(str(export), 0.0, error=str(error)))
-                continue
-            for name in names:
-                if not name.startswith(ARCHIVE_PREFIX):
-                    continue
-                archive = PurePosixPath(name)
-                location = f"{export}/{name}"
-                marker = None
-                try:
-                    marker = read_archive_marker(root, archive)
-                    if marker is None or not marker.is_expired(now):
-                        continue
-                    root.remove_directory(archive)
-                except BackendError as error:
-                    age = marker.age(now) if marker is not None else 0.0
-                    results.append(ExpiredStorage(location, age, error=str(error)))
-                    continue
-                results.append(ExpiredStorage(location, marker.age(now)))
         return results
 
+    def _sweep_one(
+        self,
+        export: Export,
+        root: ExportRoot,
+        found: archives.RegisteredArchive,
+        now: datetime,
+    ) -> ExpiredStorage | None:
+        marker = found.marker
+        if marker is None:
+            return ExpiredStorage(f"{export}/{found.entry}", 0.0, error=found.error)
+        location = f"{export}/{marker.archive}"
+        try:
+            if not marker.is_expired(now):
+                return None
+            archive = PurePosixPath(marker.archive)
+            if not archives.is_current(root, marker):
+                # Gone, or replaced by a directory the marker was not written for.
+                root.remove_file(found.entry)
+                return None
+            users = self.owners.conflicts(self._location(export, archive))
+            if users:
+                return ExpiredStorage(
+                    location,
+                    marker.age(now),
+                    error=f"PersistentVolume {users[0].owner} uses it; it is kept",
+                )
+            root.remove_directory(archive)
+            root.remove_file(found.entry)
+        except BackendError as error:
+            return ExpiredStorage(location, marker.age(now), error=str(error))
+        return ExpiredStorage(location, marker.age(now))
 
-def read_archive_marker(root: ExportRoot, archive: PurePosixPath) -> ArchiveMarker | None:
-    """The archive's marker; None if it has none or an invalid one (such archives never expire)."""
-    data = root.read_file(archive / MARKER_NAME, MARKER_MAX_BYTES)
-    if data is None:
-        return None
-    try:
-        return decode_marker(data)
-    except ValueError:
-        return None
+
+def _conflict_message(
+    directory: PurePosixPath, export: Export, conflicts: list[Conflict], share_group: str | None
+) -> str:
+    first = conflicts[0]
+    more = f" (and {len(conflicts) - 1} more)" if len(conflicts) > 1 else ""
+    message = (
+        f"directory {quote(str(directory))} in {export} {first.describe()}{more}; a volume may "
+        "not share, hold or lie in the directory of another volume. Change the claim's labels "
+        "or annotations, or the class's pathPattern"
+    )
+    if first.relation == "same" and share_group is None:
+        message += (
+            "; volumes of one class may share a directory only when the class sets "
+            'allowSharedDirectories: "true"'
+        )
+    return message
 
 
 def _class_name(pv: Mapping[str, Any], storage_class: Mapping[str, Any] | None) -> str | None:

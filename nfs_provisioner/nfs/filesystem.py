@@ -11,7 +11,6 @@ import ctypes
 import errno
 import os
 import secrets
-import shutil
 import stat
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
@@ -20,6 +19,7 @@ from typing import Final, cast
 
 from nfs_provisioner.nfs._paths import MAX_NAME_BYTES, quote, unsafe_name_reason, unsafe_reason
 from nfs_provisioner.nfs.errors import StorageError, UnsafePathError
+from nfs_provisioner.nfs.removal import remove_tree
 from nfs_provisioner.nfs.usage import measure_tree
 from nfs_provisioner.volumeplugin import Throttle, VolumeUsage
 
@@ -149,12 +149,7 @@ class ExportRoot:
         with self._open_root() as root_fd, self._walk(root_fd, parents) as fd:
             if fd is None or not self._is_directory(fd, leaf, rel):
                 return False
-            try:
-                # With dir_fd, rmtree works on descriptors and never follows a symbolic link,
-                # even one swapped in while it runs.
-                shutil.rmtree(leaf, dir_fd=fd)
-            except OSError as error:
-                raise self._storage_error(f"remove directory {_show(rel)}", error) from error
+            remove_tree(fd, leaf, rel, self.mount_path, self._storage_error)
         return True
 
     def remove_empty_directory(self, rel: PurePosixPath) -> bool:

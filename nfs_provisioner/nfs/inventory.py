@@ -8,16 +8,14 @@ from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import Any, Final
 
-from nfs_provisioner.nfs.backend import NFSBackend, read_archive_marker
+from nfs_provisioner.nfs import archives as registry
+from nfs_provisioner.nfs.backend import NFSBackend
 from nfs_provisioner.nfs.exports import Export
-from nfs_provisioner.nfs.patterns import ARCHIVE_PREFIX
+from nfs_provisioner.nfs.patterns import ARCHIVE_PREFIX, SYSTEM_DIRECTORIES, TOOL_PREFIX
 from nfs_provisioner.nfs.retention import ArchiveMarker
 from nfs_provisioner.volumeplugin import BackendError
 
 ANN_PROVISIONED_BY: Final = "pv.kubernetes.io/provisioned-by"
-# Top-level entries that are never volumes: the filesystem's own, and probes of `doctor`.
-_NOT_VOLUMES: Final = ("lost+found",)
-_TOOL_PREFIX: Final = ".nfs-provisioner-"
 
 
 @dataclass(frozen=True)
@@ -78,7 +76,7 @@ def orphan_directories(
 
 
 def _is_reserved(name: str) -> bool:
-    return name.startswith((ARCHIVE_PREFIX, _TOOL_PREFIX)) or name in _NOT_VOLUMES
+    return name.startswith((ARCHIVE_PREFIX, TOOL_PREFIX)) or name in SYSTEM_DIRECTORIES
 
 
 def volumes_without_directory(
@@ -122,16 +120,22 @@ def _directory_problem(backend: NFSBackend, volume: Mapping[str, Any]) -> str | 
 
 
 def archives(backend: NFSBackend) -> list[Archive]:
-    """Every archived-* directory at the top of each export, with its marker if it has one."""
-    found = []
+    """Every archive of each export: the registered ones with their marker, then the
+    archived-* directories the registry does not know (the Go provisioner's, say), which never
+    expire on their own."""
+    found: list[Archive] = []
     for export in backend.exports.exports:
         root = backend.root_of(export)
-        for name in root.subdirectories():
-            if not name.startswith(ARCHIVE_PREFIX):
+        known = set()
+        here = []
+        for entry in registry.registered(root):
+            marker = entry.marker
+            if marker is None or not registry.is_current(root, marker):
                 continue
-            try:
-                marker = read_archive_marker(root, PurePosixPath(name))
-            except BackendError:
-                marker = None
-            found.append(Archive(export, name, marker))
+            known.add(marker.archive)
+            here.append(Archive(export, marker.archive, marker))
+        for name in root.subdirectories():
+            if name.startswith(ARCHIVE_PREFIX) and name not in known:
+                here.append(Archive(export, name, None))
+        found.extend(sorted(here, key=lambda archive: archive.name))
     return found

@@ -42,6 +42,8 @@ class ClassOptions:
     gid: int | None = None
     mode: int = DEFAULT_MODE
     allow_claim_ownership: bool = False
+    # Claims of this class may resolve to one directory; see owners.DirectoryOwners.
+    allow_shared_directories: bool = False
     # Seconds an archived directory is kept; None: for ever.
     archive_retention: float | None = None
     # Which mounted export serves the class; None: the default export's value.
@@ -106,6 +108,7 @@ _PARAMETERS: Final[Mapping[str, _Parameter]] = {
     "gid": _Parameter("gid", parse_id, ID_ACCEPTED),
     "mode": _Parameter("mode", parse_mode, MODE_ACCEPTED),
     "allowClaimOwnership": _Parameter("allow_claim_ownership", parse_bool, _BOOL_ACCEPTED),
+    "allowSharedDirectories": _Parameter("allow_shared_directories", parse_bool, _BOOL_ACCEPTED),
     "archiveRetention": _Parameter("archive_retention", parse_retention, RETENTION_ACCEPTED),
     "server": _Parameter("server", _parse_server, "the NFS server of a mounted export"),
     "share": _Parameter("share", _parse_share, "the absolute path of a mounted export"),

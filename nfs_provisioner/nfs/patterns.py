@@ -12,6 +12,11 @@ from nfs_provisioner.nfs.errors import UnsafePathError
 _REFERENCE: Final = re.compile(r"\$\{\.PVC\.((labels|annotations)\.(.*?)|.*?)\}")
 
 ARCHIVE_PREFIX: Final = "archived-"
+# The provisioner's own entries at the top of an export: the archive registry, doctor's probes,
+# directories being created.
+TOOL_PREFIX: Final = ".nfs-provisioner-"
+# Top-level directories that belong to the filesystem or the NFS server, never to a claim.
+SYSTEM_DIRECTORIES: Final = frozenset({"lost+found", ".snapshot", ".snapshots", ".zfs"})
 
 # A default directory ends in the PV name, "pvc-<claim uid>"; Kubernetes uids are lowercase.
 _DEFAULT_DIRECTORY_SUFFIX: Final = re.compile(
@@ -45,6 +50,24 @@ def expand_path_pattern(
     return _REFERENCE.sub(substitute, pattern)
 
 
+def empty_references(
+    pattern: str,
+    *,
+    namespace: str,
+    name: str,
+    labels: Mapping[str, str],
+    annotations: Mapping[str, str],
+) -> list[str]:
+    """The ${.PVC.*} references of pattern that expand to "" for this claim."""
+    empty = []
+    for match in _REFERENCE.finditer(pattern):
+        if not expand_path_pattern(
+            match.group(0), namespace=namespace, name=name, labels=labels, annotations=annotations
+        ):
+            empty.append(match.group(0))
+    return empty
+
+
 def default_directory_name(namespace: str, claim_name: str, pv_name: str) -> str:
     return f"{namespace}-{claim_name}-{pv_name}"
 
@@ -75,6 +98,17 @@ def resolve_volume_directory(
         # to nothing (such as "/") would otherwise be the export root itself.
         return _checked_default(default)
     describe = f"pathPattern {quote(pattern)} resolves to {quote(expanded)}"
+    missing = empty_references(
+        pattern, namespace=namespace, name=name, labels=labels, annotations=annotations
+    )
+    if missing:
+        # Dropping a level would hand out its parent: with "${.PVC.namespace}/${.PVC.annotations.x}"
+        # a claim without x would get the directory holding every volume of its namespace.
+        raise UnsafePathError(
+            f"{describe}: {', '.join(quote(reference) for reference in missing)} "
+            "expanded to nothing (a missing label or annotation, or an unknown field); set it on "
+            "the claim, or fix the pattern"
+        )
     _check(describe, components, own_default=default)
     return PurePosixPath(*components)
 
@@ -99,6 +133,11 @@ def _check(describe: str, components: list[str], *, own_default: str) -> None:
     top = components[0]
     if top == own_default:
         return
+    if top in SYSTEM_DIRECTORIES or top.startswith(TOOL_PREFIX):
+        raise refuse(
+            f"is reserved: {quote(top)} at the top of the export belongs to the filesystem, the "
+            "NFS server or the provisioner"
+        )
     if top.startswith(ARCHIVE_PREFIX):
         raise refuse(
             f"is in the archive: top-level directories starting with {quote(ARCHIVE_PREFIX)} "

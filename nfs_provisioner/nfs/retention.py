@@ -1,20 +1,22 @@
-"""How long archived directories are kept: the retention parameter and the archive's marker file.
+"""How long archived directories are kept: the retention parameter and the archive's marker.
 
-An archive keeps the Go name ``archived-<directory>``, so the facts its expiry needs travel
-inside it, in a small JSON file written when the volume is archived. Archives without a valid
-marker (made by the Go provisioner, or before this feature) never expire on their own.
+An archive keeps the Go name ``archived-<directory>``, and a name proves nothing: a namespace
+may be called ``archived-x``, and a pod may write any file into its own volume. So the facts an
+expiry needs live in a marker the provisioner writes at archive time into its own registry at
+the top of the export (see ``archives``), which no volume can reach, and the marker names the
+archive's inode. Archives without a valid marker never expire on their own.
 """
 
 import json
-import math
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
-MARKER_NAME: Final = ".nfs-provisioner-archive.json"
 # Far more than a marker needs; a bigger file is not one of ours and is not read whole.
 MARKER_MAX_BYTES: Final = 16384
+# A century: longer retentions are refused rather than overflowing a date.
+MAX_RETENTION_SECONDS: Final = 100 * 366 * 86400.0
 RETENTION_ACCEPTED: Final = (
     "a positive duration of numbers with units w, d, h, m or s, such as 30d, 12h or 1d12h"
 )
@@ -22,7 +24,8 @@ RETENTION_ACCEPTED: Final = (
 _RETENTION: Final = re.compile(r"(?:\d+(?:\.\d+)?[wdhms])+")
 _RETENTION_PART: Final = re.compile(r"(\d+(?:\.\d+)?)([wdhms])")
 _UNIT_SECONDS: Final = {"w": 604800.0, "d": 86400.0, "h": 3600.0, "m": 60.0, "s": 1.0}
-_FORMAT_VERSION: Final = 1
+_FORMAT_VERSION: Final = 2
+_MAX_TEXT: Final = 4096
 
 
 def parse_retention(value: str) -> float:
@@ -32,7 +35,7 @@ def parse_retention(value: str) -> float:
     seconds = sum(
         float(number) * _UNIT_SECONDS[unit] for number, unit in _RETENTION_PART.findall(value)
     )
-    if not 0 < seconds < math.inf:
+    if not 0 < seconds <= MAX_RETENTION_SECONDS:
         raise ValueError(f"invalid retention {value!r}")
     return seconds
 
@@ -45,6 +48,12 @@ class ArchiveMarker:
     retention: float | None
     storage_class: str | None
     volume: str | None
+    # The archive's directory name at the top of the export, and its inode there: a directory
+    # put in its place later is not the archive.
+    archive: str = ""
+    inode: int = 0
+    # Where the volume's directory was, relative to the export.
+    source: str | None = None
 
     def expires_at(self) -> datetime | None:
         if self.retention is None:
@@ -69,43 +78,62 @@ def encode_marker(marker: ArchiveMarker) -> bytes:
         "retentionSeconds": marker.retention,
         "storageClass": marker.storage_class,
         "persistentVolume": marker.volume,
+        "archive": marker.archive,
+        "inode": marker.inode,
+        "source": marker.source,
     }
     return (json.dumps(document, indent=2) + "\n").encode()
 
 
 def decode_marker(data: bytes) -> ArchiveMarker:
-    """The marker in data; ValueError saying what is wrong if it is not a valid one."""
+    """The marker in data; ValueError saying what is wrong if it is not a valid one.
+
+    Bounded whatever the input: size, nesting, numbers and text are checked before use.
+    """
+    if len(data) > MARKER_MAX_BYTES:
+        raise ValueError(f"larger than {MARKER_MAX_BYTES} bytes")
     try:
         document: Any = json.loads(data)
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as error:
+        raise ValueError(f"not JSON: {type(error).__name__}") from None
+    except ValueError as error:  # an integer of thousands of digits, for one
         raise ValueError(f"not JSON: {error}") from None
     if not isinstance(document, dict) or document.get("version") != _FORMAT_VERSION:
         raise ValueError(f"not a version {_FORMAT_VERSION} archive marker")
-    archived_at = document.get("archivedAt")
-    if not isinstance(archived_at, str):
+    archived_at = _optional_text(document, "archivedAt")
+    if archived_at is None:
         raise ValueError("archivedAt is missing")
     try:
         when = datetime.strptime(archived_at, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
     except ValueError:
-        raise ValueError(f"archivedAt {archived_at!r} is not a UTC time") from None
+        raise ValueError(f"archivedAt {archived_at[:40]!r} is not a UTC time") from None
     retention = document.get("retentionSeconds")
     if retention is not None and (
         isinstance(retention, bool)
         or not isinstance(retention, int | float)
-        or not 0 < retention < math.inf
+        or not 0 < retention <= MAX_RETENTION_SECONDS
     ):
-        raise ValueError(f"retentionSeconds {retention!r} is not a positive number")
+        raise ValueError("retentionSeconds is not a positive number of at most a century")
+    archive = _optional_text(document, "archive")
+    inode = document.get("inode")
+    if not archive or isinstance(inode, bool) or not isinstance(inode, int) or inode <= 0:
+        raise ValueError("archive or inode is missing")
     return ArchiveMarker(
         archived_at=when,
         retention=None if retention is None else float(retention),
         storage_class=_optional_text(document, "storageClass"),
         volume=_optional_text(document, "persistentVolume"),
+        archive=archive,
+        inode=inode,
+        source=_optional_text(document, "source"),
     )
 
 
 def _optional_text(document: dict[str, Any], key: str) -> str | None:
     value = document.get(key)
-    return value if isinstance(value, str) else None
+    if value is not None and (not isinstance(value, str) or len(value) > _MAX_TEXT):
+        raise ValueError(f"{key} is not a text")
+    return value
 
 
 def format_duration(seconds: float) -> str:

@@ -12,6 +12,7 @@ from nfs_provisioner.nfs import (
     UnsafePathError,
     UnsupportedClaimError,
 )
+from nfs_provisioner.nfs.archives import REGISTRY
 
 PV = "pvc-0f1e2d3c-4b5a-6978-8695-a4b3c2d1e0f9"
 DEFAULT_DIRECTORY = f"ns-claim-{PV}"
@@ -124,8 +125,12 @@ def test_backend_does_not_support_block() -> None:
 @pytest.mark.parametrize(
     ("parameters", "outcome", "remains"),
     [
-        ({}, DeleteOutcome.ARCHIVED, {"blue", "archived-x"}),
-        ({"archiveOnDelete": "true"}, DeleteOutcome.ARCHIVED, {"blue", "archived-x"}),
+        ({}, DeleteOutcome.ARCHIVED, {"blue", "archived-x", REGISTRY.name}),
+        (
+            {"archiveOnDelete": "true"},
+            DeleteOutcome.ARCHIVED,
+            {"blue", "archived-x", REGISTRY.name},
+        ),
         ({"archiveOnDelete": "false"}, DeleteOutcome.REMOVED, {"blue"}),
         ({"onDelete": "delete"}, DeleteOutcome.REMOVED, {"blue"}),
         ({"onDelete": "retain", "archiveOnDelete": "false"}, DeleteOutcome.RETAINED, {"blue"}),
@@ -158,7 +163,7 @@ def test_delete_per_policy(
 def test_delete_without_storage_class_archives(backend: NFSBackend, export: Path) -> None:
     volume = provision(backend)
     assert backend.delete(volume, None) is DeleteOutcome.ARCHIVED
-    assert {p.name for p in export.iterdir()} == {f"archived-{DEFAULT_DIRECTORY}"}
+    assert {p.name for p in export.iterdir()} == {f"archived-{DEFAULT_DIRECTORY}", REGISTRY.name}
 
 
 def test_delete_twice_archived_keeps_both(backend: NFSBackend, export: Path) -> None:
@@ -166,7 +171,7 @@ def test_delete_twice_archived_keeps_both(backend: NFSBackend, export: Path) -> 
         volume = provision(backend)
         (export / DEFAULT_DIRECTORY / "file").write_text(version)
         assert backend.delete(volume, storage_class()) is DeleteOutcome.ARCHIVED
-    contents = sorted((p / "file").read_text() for p in export.iterdir())
+    contents = sorted((p / "file").read_text() for p in export.glob("archived-*"))
     assert contents == ["v1", "v2"]
 
 

@@ -1,5 +1,6 @@
 import ctypes
 import errno
+import hashlib
 import os
 import re
 import stat
@@ -87,13 +88,43 @@ def test_create_nested_chmods_only_the_leaf(
     assert mode_of(export / "a/b") == 0o755
 
 
-def test_create_reuses_an_existing_directory(root: ExportRoot, export: Path) -> None:
+def test_create_reuses_an_existing_directory_as_it_is(root: ExportRoot, export: Path) -> None:
     (export / "d").mkdir(mode=0o700)
     (export / "d" / "data").write_text("old")
-    root.create_directory(PurePosixPath("d"))
-    root.create_directory(PurePosixPath("d"))
+    assert root.create_directory(PurePosixPath("d")) is False
+    assert root.create_directory(PurePosixPath("d"), 0o777) is False
     assert (export / "d" / "data").read_text() == "old"
-    assert mode_of(export / "d") == 0o777
+    assert mode_of(export / "d") == 0o700
+
+
+def test_create_makes_the_leaf_complete_before_it_appears(root: ExportRoot, export: Path) -> None:
+    seen: list[int] = []
+    real_rename = filesystem._rename_noreplace
+
+    def watch(src_fd: int, src: str, dst_fd: int, dst: str) -> bool:
+        assert src.startswith(filesystem.STAGING_PREFIX) and dst == "new"
+        assert not (export / "ns" / "new").exists()
+        seen.append(mode_of(export / "ns" / src))
+        return real_rename(src_fd, src, dst_fd, dst)
+
+    root.create_directory(PurePosixPath("ns/old"))
+    (export / "ns" / f"{filesystem.STAGING_PREFIX}left-over").mkdir()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(filesystem, "_rename_noreplace", watch)
+        assert root.create_directory(PurePosixPath("ns/new"), 0o2770) is True
+    assert seen == [0o2770]
+    assert mode_of(export / "ns" / "new") == 0o2770
+    names = sorted(p.name for p in (export / "ns").iterdir())
+    assert names == [f"{filesystem.STAGING_PREFIX}left-over", "new", "old"]
+
+
+def test_create_clears_its_own_staging_directory_left_by_a_crash(
+    root: ExportRoot, export: Path
+) -> None:
+    staging = filesystem.STAGING_PREFIX + hashlib.sha256(b"v").hexdigest()[:32]
+    (export / staging).mkdir()
+    assert root.create_directory(PurePosixPath("v")) is True
+    assert sorted(p.name for p in export.iterdir()) == ["v"]
 
 
 def test_create_refuses_a_file_in_the_way(root: ExportRoot, export: Path) -> None:

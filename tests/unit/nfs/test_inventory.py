@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 from nfs_provisioner.nfs import ArchiveMarker, Export, NFSBackend
+from nfs_provisioner.nfs.archives import record
+from nfs_provisioner.nfs.filesystem import ExportRoot
 from nfs_provisioner.nfs.inventory import (
     archives,
     orphan_directories,
     volumes_without_directory,
 )
-from nfs_provisioner.nfs.retention import MARKER_NAME, encode_marker
+from nfs_provisioner.nfs.retention import encode_marker
 
 NAME = "cluster.local/nfs"
 
@@ -92,10 +95,22 @@ def test_volumes_of_ours_without_a_directory(tmp_path: Path) -> None:
 
 def test_archives_with_and_without_markers(tmp_path: Path) -> None:
     backend = _backend(tmp_path)
-    marker = ArchiveMarker(datetime(2030, 1, 1, tzinfo=UTC), 86400.0, "nfs", "pv")
     (tmp_path / "one" / "archived-a").mkdir()
-    (tmp_path / "one" / "archived-a" / MARKER_NAME).write_bytes(encode_marker(marker))
+    marker = ArchiveMarker(
+        datetime(2030, 1, 1, tzinfo=UTC),
+        86400.0,
+        "nfs",
+        "pv",
+        archive="archived-a",
+        inode=(tmp_path / "one" / "archived-a").stat().st_ino,
+    )
+    record(ExportRoot(tmp_path / "one"), marker)
     (tmp_path / "two" / "archived-b").mkdir()
+    # A marker inside a directory proves nothing: anybody who can write there can write it.
+    forged = dataclasses.replace(marker, archive="archived-b")
+    (tmp_path / "two" / "archived-b" / ".nfs-provisioner-archive.json").write_bytes(
+        encode_marker(forged)
+    )
     (tmp_path / "two" / "not-an-archive").mkdir()
     found = archives(backend)
     assert [(str(a.export), a.name, a.marker) for a in found] == [

@@ -165,18 +165,25 @@ def test_failed_chown_explains_root_squash_and_leaves_no_directory(
     assert not (tmp_path / "ns" / "claim").exists()
 
 
-def test_failed_chown_of_a_reused_directory_keeps_it(
+def test_a_reused_directory_keeps_its_owner_and_mode(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    (tmp_path / "kept").mkdir()
+    (tmp_path / "kept").mkdir(mode=0o700)
     (tmp_path / "kept" / "data").write_text("x")
+    before = (tmp_path / "kept").stat()
 
-    def refuse(fd: int, uid: int, gid: int) -> None:
-        raise PermissionError(errno.EPERM, "Operation not permitted")
+    def refuse(*_: object) -> None:
+        raise AssertionError("a reused directory must not be chown-ed or chmod-ed")
 
     monkeypatch.setattr(os, "fchown", refuse)
-    with pytest.raises(StorageError):
-        ExportRoot(tmp_path).create_directory(PurePosixPath("kept"), gid=5)
+    monkeypatch.setattr(os, "fchmod", refuse)
+    assert ExportRoot(tmp_path).create_directory(PurePosixPath("kept"), 0o777, gid=5) is False
+    after = (tmp_path / "kept").stat()
+    assert (after.st_uid, after.st_gid, after.st_mode) == (
+        before.st_uid,
+        before.st_gid,
+        before.st_mode,
+    )
     assert (tmp_path / "kept" / "data").read_text() == "x"
 
 

@@ -89,7 +89,7 @@ def test_unknown_parameter(key: str) -> None:
     assert str(caught.value) == (
         f'unknown StorageClass parameter "{key}": '
         "accepted parameters are archiveOnDelete, onDelete, pathPattern, uid, gid, mode, "
-        "allowClaimOwnership, archiveRetention, server, share"
+        "allowClaimOwnership, allowSharedDirectories, archiveRetention, server, share"
     )
 
 
