@@ -12,25 +12,33 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from nfs_provisioner.nfs import ArchiveMarker
-from nfs_provisioner.nfs.retention import MARKER_NAME, decode_marker, encode_marker
+from nfs_provisioner.nfs import ArchiveMarker, ExportRoot
+from nfs_provisioner.nfs import archives as registry
+from nfs_provisioner.nfs.retention import decode_marker, encode_marker
 from tests.e2e.harness import Cluster, Provisioner, wait_for
 
 MakeProvisioner = Callable[..., Provisioner]
 DAY = 86400.0
 
 
-def _archive(export: Path, name: str, *, days_old: float, retention_days: float | None) -> Path:
-    archive = export / name
-    archive.mkdir()
-    (archive / "data.txt").write_text(name)
-    marker = ArchiveMarker(
+def _marker(name: str, inode: int, days_old: float, retention_days: float | None) -> ArchiveMarker:
+    return ArchiveMarker(
         archived_at=datetime.now(UTC) - timedelta(days=days_old),
         retention=None if retention_days is None else retention_days * DAY,
         storage_class="nfs",
         volume=None,
+        archive=name,
+        inode=inode,
     )
-    (archive / MARKER_NAME).write_bytes(encode_marker(marker))
+
+
+def _archive(export: Path, name: str, *, days_old: float, retention_days: float | None) -> Path:
+    """An archive as the provisioner registers one when it archives a volume."""
+    archive = export / name
+    archive.mkdir()
+    (archive / "data.txt").write_text(name)
+    marker = _marker(name, archive.stat().st_ino, days_old, retention_days)
+    registry.record(ExportRoot(export), marker)
     return archive
 
 
@@ -62,7 +70,7 @@ def test_sweep_removes_only_expired_archives_and_only_on_the_leader(
     assert _removed(standby) == 0
     assert standby.metric("nfs_provisioner_leader") == 0
     assert sorted(p.name for p in export.iterdir()) == sorted(
-        [young.name, forever.name, go_made.name, live.name]
+        [young.name, forever.name, go_made.name, live.name, registry.REGISTRY.name]
     )
     removals = [r for r in leader.log_records() if r.get("event") == "expired archive removed"]
     assert sorted(r["archive"] for r in removals) == [
@@ -84,9 +92,9 @@ def test_archives_record_the_retention_of_their_class(
     cluster.delete_claim(namespace, "data")
     wait_for(lambda: cluster.volume(pv_name) is None, what="the volume to be archived")
 
-    marker = decode_marker(
-        (export / f"archived-{namespace}-data-{pv_name}" / MARKER_NAME).read_bytes()
-    )
+    name = f"archived-{namespace}-data-{pv_name}"
+    marker = decode_marker((export / registry.entry_for(name)).read_bytes())
+    assert marker.inode == (export / name).stat().st_ino
     assert (marker.storage_class, marker.retention, marker.volume) == (
         storage_class,
         30 * DAY,
@@ -175,5 +183,46 @@ def test_audit_lists_orphans_and_archives_and_prunes_only_expired_archives(
     assert "Pruned (1)" in pruned.stdout
     assert f"removed {provisioner.server}:{provisioner.nfs_path}/archived-expired" in pruned.stdout
     after = sorted(str(p.relative_to(export)) for p in export.rglob("*"))
-    assert after == [p for p in before if not p.startswith("archived-expired")]
+    entry = str(registry.entry_for("archived-expired"))
+    assert after == [p for p in before if not p.startswith("archived-expired") and p != entry]
     assert cluster.volume(volumes["lost"]) is not None
+
+
+def test_live_volumes_are_never_swept_whatever_their_name_or_content(
+    cluster: Cluster, export: Path, make_provisioner: MakeProvisioner
+) -> None:
+    """A namespace named like an archive, a pod forging markers, hostile registry files."""
+    provisioner = make_provisioner(extra_env={"NFS_PROVISIONER_ARCHIVE_SWEEP_INTERVAL": "0.2s"})
+    storage_class = cluster.create_storage_class(provisioner.name)
+    namespace = cluster.create_namespace("archived")
+    cluster.create_claim(namespace, "data", storage_class=storage_class)
+    pv_name = cluster.wait_bound(namespace, "data")["spec"]["volumeName"]
+    volume = export / f"{namespace}-data-{pv_name}"
+    assert volume.name.startswith("archived-")
+    # What a pod can write into its own volume: markers of every kind, long expired.
+    forged = encode_marker(_marker(volume.name, volume.stat().st_ino, 400, 1))
+    (volume / ".nfs-provisioner-archive.json").write_bytes(forged)
+    (volume / registry.REGISTRY).mkdir()
+    (volume / registry.entry_for(volume.name)).write_bytes(forged)
+    # Files nobody should be able to plant in the registry; the sweep must survive them.
+    _archive(export, "archived-expired", days_old=2, retention_days=1)
+    for name, data in {
+        "archived-deep": b"[" * 16000,
+        "archived-huge": forged.replace(
+            b'"retentionSeconds": 86400.0', b'"retentionSeconds": 1' + b"0" * 400
+        ),
+    }.items():
+        (export / registry.entry_for(name)).write_bytes(data)
+
+    wait_for(lambda: not (export / "archived-expired").exists(), what="the expired archive to go")
+    wait_for(
+        lambda: [
+            r
+            for r in provisioner.log_records()
+            if r.get("event") == "cannot remove expired archive"
+        ],
+        what="the hostile registry files to be reported",
+    )
+    assert (volume / ".nfs-provisioner-archive.json").read_bytes() == forged
+    assert cluster.claim(namespace, "data")["status"]["phase"] == "Bound"
+    assert provisioner.metric("nfs_provisioner_archives_removed_total") == 1
