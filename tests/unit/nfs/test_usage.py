@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import os
 import subprocess
+import tempfile
+import tracemalloc
+from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -126,3 +129,73 @@ def test_backend_measures_the_volume_of_a_pv(tmp_path: Path, volume: Path) -> No
     backend = NFSBackend(server="nfs", export_path="/srv", mount_path=tmp_path / "export")
     pv = {"metadata": {"name": "pv"}, "spec": {"nfs": {"server": "nfs", "path": "/srv/ns/claim"}}}
     assert backend.measure(pv, _no_limit).used_inodes == _du(volume)[1]
+
+
+@pytest.fixture
+def memory_export(tmp_path: Path) -> Iterator[Path]:
+    """An export in /dev/shm where there is one: 200 000 files are quicker made in memory."""
+    shm = Path("/dev/shm")
+    if not (shm.is_dir() and os.access(shm, os.W_OK)):
+        yield tmp_path
+        return
+    path = Path(tempfile.mkdtemp(dir=shm, prefix="nfs-provisioner-test-"))
+    try:
+        yield path
+    finally:
+        subprocess.run(["rm", "-rf", "--one-file-system", str(path)], check=True)
+
+
+def test_a_huge_directory_is_streamed_not_listed_whole(memory_export: Path) -> None:
+    names = 200_000
+    directory = memory_export / "v" / "huge"
+    directory.mkdir(parents=True)
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        for index in range(names):
+            os.close(os.open(f"file-with-a-longish-name-{index:06d}", os.O_CREAT, dir_fd=fd))
+    finally:
+        os.close(fd)
+    asked: list[int] = []
+    tracemalloc.start()
+    try:
+        measured = ExportRoot(memory_export).measure(PurePosixPath("v"), asked.append)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert measured.used_inodes == names + 2
+    assert sum(asked) == names + 1
+    # Paid for a batch at a time, so the throttle can slow the walk down inside the directory.
+    assert max(asked) == usage.BATCH_ENTRIES
+    # The whole listing held at once takes well over 40 MiB of Python objects.
+    assert peak < 20 * 2**20, f"peak of {peak / 2**20:.1f} MiB while scanning"
+
+
+def test_a_bind_mount_inside_the_volume_is_not_counted(tmp_path: Path, volume: Path) -> None:
+    if os.geteuid() != 0:
+        if os.environ.get("CI") == "true":
+            pytest.fail(
+                f"needs root to bind-mount; CI=true runs as root, but uid is {os.geteuid()}"
+            )
+        pytest.skip("needs root to bind-mount; CI runs as root")
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "huge").write_bytes(os.urandom(4 * 1024 * 1024))
+    before = ExportRoot(tmp_path / "export").measure(PurePosixPath("ns/claim"), _no_limit)
+    target = volume / "mnt"
+    target.mkdir()
+    # Same filesystem, so the same device number: only the mount id tells it apart.
+    subprocess.run(["mount", "--bind", str(outside), str(target)], check=True)
+    try:
+        measured = ExportRoot(tmp_path / "export").measure(PurePosixPath("ns/claim"), _no_limit)
+    finally:
+        subprocess.run(["umount", str(target)], check=True)
+    # The mount point itself is an entry of the volume; nothing below it is.
+    assert measured.used_inodes == before.used_inodes + 1
+    assert measured.used_bytes < before.used_bytes + 1024 * 1024
+    assert measured.unreadable == 0
+
+
+def test_a_fifo_in_the_volume_is_counted_never_opened(tmp_path: Path, volume: Path) -> None:
+    os.mkfifo(volume / "a" / "fifo")
+    measured = ExportRoot(tmp_path / "export").measure(PurePosixPath("ns/claim"), _no_limit)
+    assert (measured.used_bytes, measured.used_inodes) == _du(volume)
