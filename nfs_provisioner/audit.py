@@ -78,6 +78,9 @@ def main(arguments: argparse.Namespace, env: Mapping[str, str]) -> int:
             user_agent=f"nfs-provisioner-audit/{__version__}",
         )
         volumes, _ = api.list_all(VOLUMES)
+        # As in the controller: --prune never removes a directory some PV uses.
+        for volume in volumes:
+            backend.track_volume(volume)
         now = datetime.datetime.now(datetime.UTC)
         orphans = orphan_directories(backend, volumes)
         missing = volumes_without_directory(backend, volumes, provisioner_name)

@@ -226,3 +226,21 @@ def test_live_volumes_are_never_swept_whatever_their_name_or_content(
     assert (volume / ".nfs-provisioner-archive.json").read_bytes() == forged
     assert cluster.claim(namespace, "data")["status"]["phase"] == "Bound"
     assert provisioner.metric("nfs_provisioner_archives_removed_total") == 1
+
+
+def test_audit_prune_keeps_an_expired_archive_that_a_volume_uses(
+    cluster: Cluster, export: Path, make_provisioner: MakeProvisioner
+) -> None:
+    provisioner = make_provisioner(extra_env={"NFS_PROVISIONER_ARCHIVE_SWEEP_INTERVAL": "0"})
+    archive = _archive(export, "archived-reused", days_old=10, retention_days=7)
+    name = f"pv-{archive.stat().st_ino}"
+    cluster.create_nfs_volume(
+        name, server=provisioner.server, path=f"{provisioner.nfs_path}/archived-reused"
+    )
+    try:
+        pruned = _audit(provisioner, "--prune")
+        assert pruned.returncode == 1
+        assert f"PersistentVolume {name} uses it; it is kept" in pruned.stdout
+        assert (archive / "data.txt").read_text() == "archived-reused"
+    finally:
+        cluster.delete_volume(name)
