@@ -74,7 +74,10 @@ class NFSBackend:
         metadata = claim.get("metadata") or {}
         annotations = metadata.get("annotations") or {}
         ownership = resolve_ownership(
-            options.ownership, allow_claim=options.allow_claim_ownership, annotations=annotations
+            options.ownership,
+            allow_claim=options.allow_claim_ownership,
+            annotations=annotations,
+            bounds=options.claim_bounds,
         )
         directory = resolve_volume_directory(
             options.path_pattern,

@@ -8,11 +8,18 @@ from typing import Any, Final, Literal
 
 from nfs_provisioner.nfs.errors import InvalidParameterError
 from nfs_provisioner.nfs.ownership import (
+    ALLOW_CLAIM_SPECIAL_MODES,
+    CLAIM_GID_RANGE,
+    CLAIM_UID_RANGE,
     DEFAULT_MODE,
     ID_ACCEPTED,
+    ID_RANGES_ACCEPTED,
     MODE_ACCEPTED,
+    ClaimBounds,
+    IdRanges,
     Ownership,
     parse_id,
+    parse_id_ranges,
     parse_mode,
 )
 from nfs_provisioner.nfs.retention import RETENTION_ACCEPTED, parse_retention
@@ -42,6 +49,10 @@ class ClassOptions:
     gid: int | None = None
     mode: int = DEFAULT_MODE
     allow_claim_ownership: bool = False
+    # What claims may ask for through annotations; None: any id but 0.
+    claim_uid_range: IdRanges | None = None
+    claim_gid_range: IdRanges | None = None
+    allow_claim_special_modes: bool = False
     # Claims of this class may resolve to one directory; see owners.DirectoryOwners.
     allow_shared_directories: bool = False
     # Seconds an archived directory is kept; None: for ever.
@@ -53,6 +64,14 @@ class ClassOptions:
     @property
     def ownership(self) -> Ownership:
         return Ownership(uid=self.uid, gid=self.gid, mode=self.mode)
+
+    @property
+    def claim_bounds(self) -> ClaimBounds:
+        return ClaimBounds(
+            uids=self.claim_uid_range,
+            gids=self.claim_gid_range,
+            special_modes=self.allow_claim_special_modes,
+        )
 
 
 class DeletePolicy(enum.Enum):
@@ -108,6 +127,9 @@ _PARAMETERS: Final[Mapping[str, _Parameter]] = {
     "gid": _Parameter("gid", parse_id, ID_ACCEPTED),
     "mode": _Parameter("mode", parse_mode, MODE_ACCEPTED),
     "allowClaimOwnership": _Parameter("allow_claim_ownership", parse_bool, _BOOL_ACCEPTED),
+    CLAIM_UID_RANGE: _Parameter("claim_uid_range", parse_id_ranges, ID_RANGES_ACCEPTED),
+    CLAIM_GID_RANGE: _Parameter("claim_gid_range", parse_id_ranges, ID_RANGES_ACCEPTED),
+    ALLOW_CLAIM_SPECIAL_MODES: _Parameter("allow_claim_special_modes", parse_bool, _BOOL_ACCEPTED),
     "allowSharedDirectories": _Parameter("allow_shared_directories", parse_bool, _BOOL_ACCEPTED),
     "archiveRetention": _Parameter("archive_retention", parse_retention, RETENTION_ACCEPTED),
     "server": _Parameter("server", _parse_server, "the NFS server of a mounted export"),

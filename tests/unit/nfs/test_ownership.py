@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from nfs_provisioner.nfs import (
+    ClassOptions,
     ExportRoot,
     InvalidAnnotationError,
     InvalidParameterError,
@@ -21,6 +22,7 @@ from nfs_provisioner.nfs import (
     parse_class_parameters,
     resolve_ownership,
 )
+from nfs_provisioner.nfs.ownership import ClaimBounds, IdRanges, parse_id_ranges
 
 PV = "pvc-0f1e2d3c-4b5a-6978-8695-a4b3c2d1e0f9"
 DIRECTORY = f"ns-claim-{PV}"
@@ -194,3 +196,146 @@ def test_chown_leaves_the_unnamed_id_alone(tmp_path: Path, monkeypatch: pytest.M
     ExportRoot(tmp_path).create_directory(PurePosixPath("b"), uid=6)
     ExportRoot(tmp_path).create_directory(PurePosixPath("c"))
     assert calls == [(-1, 5), (6, -1)]
+
+
+@pytest.mark.parametrize(
+    ("value", "ranges"),
+    [
+        ("1000-65535", ((1000, 65535),)),
+        ("0", ((0, 0),)),
+        ("0,1000-1999, 5000", ((0, 0), (1000, 1999), (5000, 5000))),
+        ("7-7", ((7, 7),)),
+        ("0-4294967294", ((0, 4294967294),)),
+    ],
+)
+def test_id_ranges_are_parsed(value: str, ranges: tuple[tuple[int, int], ...]) -> None:
+    assert parse_id_ranges(value) == IdRanges(ranges)
+
+
+@pytest.mark.parametrize("parameter", ["claimUidRange", "claimGidRange"])
+@pytest.mark.parametrize(
+    "value", ["", "1000-", "-5", "2000-1000", "1000..2000", "a-b", "1,,2", "0-4294967295", "1e3"]
+)
+def test_bad_id_ranges_name_the_parameter_and_the_accepted_values(
+    parameter: str, value: str
+) -> None:
+    with pytest.raises(InvalidParameterError) as caught:
+        parse_class_parameters({parameter: value})
+    assert str(caught.value) == (
+        f'StorageClass parameter "{parameter}" has invalid value "{value}": accepted values are '
+        "comma-separated ids or ranges of ids from 0 to 4294967294, such as "
+        '"1000-65535" or "0,1000-1999"'
+    )
+
+
+def test_claim_bounds_come_from_the_class() -> None:
+    options = parse_class_parameters(
+        {
+            "claimUidRange": "1000-1999",
+            "claimGidRange": "0,500",
+            "allowClaimSpecialModes": "true",
+        }
+    )
+    assert options.claim_bounds == ClaimBounds(
+        uids=IdRanges(((1000, 1999),)), gids=IdRanges(((0, 0), (500, 500))), special_modes=True
+    )
+    assert ClassOptions().claim_bounds == ClaimBounds(uids=None, gids=None, special_modes=False)
+
+
+@pytest.mark.parametrize(
+    ("annotation", "kind", "parameter"),
+    [("nfs.io/uid", "uid", "claimUidRange"), ("nfs.io/gid", "gid", "claimGidRange")],
+)
+def test_a_claim_may_not_ask_for_root_unless_the_range_names_0(
+    annotation: str, kind: str, parameter: str
+) -> None:
+    with pytest.raises(InvalidAnnotationError) as caught:
+        resolve_ownership(Ownership(), allow_claim=True, annotations={annotation: "0"})
+    assert str(caught.value) == (
+        f'claim annotation "{annotation}" has invalid value "0": accepted values are {kind}s '
+        f'from 1 to 4294967294: 0 (root) only if the StorageClass parameter "{parameter}" '
+        "includes it"
+    )
+    # Leading zeros are still 0.
+    with pytest.raises(InvalidAnnotationError):
+        resolve_ownership(Ownership(), allow_claim=True, annotations={annotation: "000"})
+    allowed = ClaimBounds(uids=parse_id_ranges("0,1000"), gids=parse_id_ranges("0-10"))
+    resolved = resolve_ownership(
+        Ownership(), allow_claim=True, annotations={annotation: "0"}, bounds=allowed
+    )
+    assert (resolved.uid if kind == "uid" else resolved.gid) == 0
+
+
+@pytest.mark.parametrize(
+    ("annotations", "message"),
+    [
+        (
+            {"nfs.io/uid": "999"},
+            'claim annotation "nfs.io/uid" has invalid value "999": accepted values are uids '
+            'in the StorageClass parameter "claimUidRange": 1000-1999,3000',
+        ),
+        (
+            {"nfs.io/uid": "2000"},
+            'claim annotation "nfs.io/uid" has invalid value "2000": accepted values are uids '
+            'in the StorageClass parameter "claimUidRange": 1000-1999,3000',
+        ),
+        (
+            {"nfs.io/gid": "0"},
+            'claim annotation "nfs.io/gid" has invalid value "0": accepted values are gids '
+            'in the StorageClass parameter "claimGidRange": 100',
+        ),
+    ],
+)
+def test_ids_outside_the_class_ranges_are_refused(
+    annotations: dict[str, str], message: str
+) -> None:
+    bounds = ClaimBounds(uids=parse_id_ranges("1000-1999,3000"), gids=parse_id_ranges("100"))
+    with pytest.raises(InvalidAnnotationError) as caught:
+        resolve_ownership(Ownership(), allow_claim=True, annotations=annotations, bounds=bounds)
+    assert str(caught.value) == message
+
+
+def test_ids_inside_the_class_ranges_are_granted() -> None:
+    bounds = ClaimBounds(uids=parse_id_ranges("1000-1999,3000"), gids=parse_id_ranges("100"))
+    for uid in ("1000", "1999", "3000"):
+        resolved = resolve_ownership(
+            Ownership(),
+            allow_claim=True,
+            annotations={"nfs.io/uid": uid, "nfs.io/gid": "100"},
+            bounds=bounds,
+        )
+        assert resolved == Ownership(uid=int(uid), gid=100, mode=0o777)
+
+
+@pytest.mark.parametrize("mode", ["4777", "2770", "1777", "6750", "7000"])
+def test_special_mode_bits_from_a_claim_are_refused_unless_allowed(mode: str) -> None:
+    with pytest.raises(InvalidAnnotationError) as caught:
+        resolve_ownership(Ownership(), allow_claim=True, annotations={"nfs.io/mode": mode})
+    assert str(caught.value) == (
+        f'claim annotation "nfs.io/mode" has invalid value "{mode}": accepted values are modes '
+        'without the setuid, setgid and sticky bits, such as "0770": the StorageClass does not '
+        'set its parameter "allowClaimSpecialModes" to "true"'
+    )
+    resolved = resolve_ownership(
+        Ownership(),
+        allow_claim=True,
+        annotations={"nfs.io/mode": mode},
+        bounds=ClaimBounds(special_modes=True),
+    )
+    assert resolved.mode == int(mode, 8)
+
+
+def test_the_class_own_values_are_not_bounded() -> None:
+    # Root and setgid chosen by whoever wrote the class are the administrator's decision.
+    from_class = Ownership(uid=0, gid=0, mode=0o2775)
+    assert resolve_ownership(from_class, allow_claim=True, annotations={}) == from_class
+
+
+def test_an_out_of_bounds_claim_fails_before_anything_is_created(
+    backend: NFSBackend, tmp_path: Path
+) -> None:
+    parameters = {"allowClaimOwnership": "true", "claimUidRange": "1000-65535"}
+    for wishes in ({"nfs.io/uid": "0"}, {"nfs.io/uid": "70000"}, {"nfs.io/mode": "4777"}):
+        with pytest.raises(InvalidAnnotationError):
+            backend.provision(_request(parameters, wishes))
+    assert list((tmp_path / "export").iterdir()) == []

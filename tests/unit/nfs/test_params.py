@@ -89,7 +89,8 @@ def test_unknown_parameter(key: str) -> None:
     assert str(caught.value) == (
         f'unknown StorageClass parameter "{key}": '
         "accepted parameters are archiveOnDelete, onDelete, pathPattern, uid, gid, mode, "
-        "allowClaimOwnership, allowSharedDirectories, archiveRetention, server, share"
+        "allowClaimOwnership, claimUidRange, claimGidRange, allowClaimSpecialModes, "
+        "allowSharedDirectories, archiveRetention, server, share"
     )
 
 
@@ -134,3 +135,27 @@ def test_deletion_policy_from_parameters(
     parameters: dict[str, str], expected: DeletePolicy
 ) -> None:
     assert deletion_policy(parse_class_parameters(parameters)) is expected
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [*((spelling, True) for spelling in ("1", "t", "T", "TRUE", "true", "True"))]
+    + [(spelling, False) for spelling in ("0", "f", "F", "FALSE", "false", "False")],
+)
+def test_allow_shared_directories_takes_go_booleans(value: str, expected: bool) -> None:
+    options = parse_class_parameters({"allowSharedDirectories": value})
+    assert options.allow_shared_directories is expected
+
+
+def test_shared_directories_are_refused_by_default() -> None:
+    assert parse_class_parameters({}).allow_shared_directories is False
+
+
+@pytest.mark.parametrize("value", ["yes", "", "on", "tRuE"])
+def test_bad_allow_shared_directories(value: str) -> None:
+    with pytest.raises(InvalidParameterError) as caught:
+        parse_class_parameters({"allowSharedDirectories": value})
+    assert str(caught.value) == (
+        f'StorageClass parameter "allowSharedDirectories" has invalid value "{value}": '
+        f"accepted values are {BOOL_SPELLINGS}"
+    )
