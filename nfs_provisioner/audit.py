@@ -30,7 +30,7 @@ from nfs_provisioner.nfs.inventory import (
 )
 from nfs_provisioner.nfs.retention import format_duration
 from nfs_provisioner.operator.options import add_knob_argument, knob_value
-from nfs_provisioner.operator.tables import render
+from nfs_provisioner.operator.tables import printable, render
 from nfs_provisioner.volumeplugin import ExpiredStorage
 
 _REQUIRED = {
@@ -86,7 +86,7 @@ def main(arguments: argparse.Namespace, env: Mapping[str, str]) -> int:
         missing = volumes_without_directory(backend, volumes, provisioner_name)
         found = archives(backend)
     except (ConfigError, ConfigurationError, ApiError, BackendError) as error:
-        print(f"nfs-provisioner audit: error: {error}", file=sys.stderr)
+        print(f"nfs-provisioner audit: error: {printable(str(error))}", file=sys.stderr)
         return 1
     pruned = backend.sweep_expired(now) if arguments.prune else None
     if arguments.output == "json":
@@ -149,7 +149,7 @@ def render_text(
             [(str(orphan.export), str(orphan.directory)) for orphan in orphans],
         ),
         _section(
-            f"PersistentVolumes of {provisioner_name} without a directory",
+            f"PersistentVolumes of {printable(provisioner_name)} without a directory",
             ("PERSISTENTVOLUME", "CLAIM", "SOURCE", "PROBLEM"),
             [(v.pv_name, v.claim or "-", v.source, v.problem) for v in missing],
         ),
@@ -161,9 +161,11 @@ def render_text(
     ]
     if pruned is not None:
         lines = [
-            f"removed {result.location} (archived {format_duration(result.age_seconds)} ago)"
-            if result.error is None
-            else f"cannot remove {result.location}: {result.error}"
+            printable(
+                f"removed {result.location} (archived {format_duration(result.age_seconds)} ago)"
+                if result.error is None
+                else f"cannot remove {result.location}: {result.error}"
+            )
             for result in pruned
         ]
         sections.append(f"Pruned ({len(pruned)})\n" + ("\n".join(lines) or "(none)"))

@@ -223,18 +223,19 @@ def main(arguments: argparse.Namespace, env: Mapping[str, str]) -> int:
 
 
 def _error(message: str) -> None:
-    print(f"nfs-provisioner adopt: error: {message}", file=sys.stderr)
+    print(f"nfs-provisioner adopt: error: {tables.printable_lines(message)}", file=sys.stderr)
 
 
 def _say(message: str = "") -> None:
-    print(message, flush=True)
+    # Tables come escaped cell by cell already; this covers values put into sentences.
+    print(tables.printable_lines(message), flush=True)
 
 
 def confirm(question: str, stdin: TextIO, out: TextIO) -> bool | None:
     """The answer from a terminal; None when there is no terminal to ask on."""
     if not stdin.isatty():
         return None
-    out.write(f"{question} [y/N] ")
+    out.write(f"{tables.printable_lines(question)} [y/N] ")
     out.flush()
     return stdin.readline().strip().lower() in ("y", "yes")
 

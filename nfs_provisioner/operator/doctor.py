@@ -51,6 +51,7 @@ from nfs_provisioner.operator.queries import (
     namespaced,
     server_version,
 )
+from nfs_provisioner.operator.tables import printable
 
 PROBE_PREFIX = ".nfs-provisioner-doctor-"
 # Any owner other than root: changing a file's owner needs CAP_CHOWN on the server's side,
@@ -321,11 +322,10 @@ def render_text(results: Sequence[CheckResult]) -> str:
     lines = []
     indent = " " * (6 + _NAME_WIDTH + 1)
     for result in results:
-        lines.append(
-            f"{result.status.value.upper():<4}  {result.name:<{_NAME_WIDTH}} {result.message}"
-        )
+        name, message = printable(result.name), printable(result.message)
+        lines.append(f"{result.status.value.upper():<4}  {name:<{_NAME_WIDTH}} {message}")
         if result.fix and result.status is not Status.PASS:
-            lines.append(f"{indent}fix: {result.fix}")
+            lines.append(f"{indent}fix: {printable(result.fix)}")
     counts = {status: sum(r.status is status for r in results) for status in Status}
     lines.append(
         f"\n{counts[Status.PASS]} passed, {counts[Status.WARN]} warning(s), "
