@@ -259,8 +259,7 @@ class _Removal:
         except OSError as error:
             self._fail(index - 1, level.name, "open directory", error)
             return False
-        if not place_of(fd).same_directory(level.place):
-            os.close(fd)
+        if not _is_at(fd, level.place):
             raise self._moved_error(index)
         level.fd = fd
         return True
@@ -274,8 +273,7 @@ class _Removal:
             child_fd = self.stack[index].fd
             assert child_fd is not None
             fd = os.open("..", OPEN_DIRECTORY, dir_fd=child_fd)
-            if not place_of(fd).same_directory(parent.place):
-                os.close(fd)
+            if not _is_at(fd, parent.place):
                 raise self._moved_error(index - 1)
             parent.fd = fd
             self.lowest_open = index - 1
@@ -299,6 +297,9 @@ class _Removal:
             self.problems.append(problem)
 
     def _path(self, index: int, name: str | None = None) -> PurePosixPath:
+        if index < 0:
+            # The volume's directory itself, in the directory that holds it.
+            return self.rel
         names = [level.name for level in self.stack[1 : index + 1]]
         return self.rel.joinpath(*names, *([name] if name is not None else []))
 
@@ -333,3 +334,15 @@ class _Removal:
         if level.fd is not None:
             os.close(level.fd)
             level.fd = None
+
+
+def _is_at(fd: int, place: Place) -> bool:
+    """True if fd is the directory at place; otherwise (or on an error) fd is closed."""
+    try:
+        if place_of(fd).same_directory(place):
+            return True
+    except BaseException:
+        os.close(fd)
+        raise
+    os.close(fd)
+    return False
