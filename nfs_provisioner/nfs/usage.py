@@ -3,7 +3,9 @@
 The walk works on directory descriptors with O_NOFOLLOW, like every other operation on the
 export: a symbolic link is counted as itself and never followed. It stays on the volume's
 filesystem (a snapshot directory or anything mounted inside is left out), counts a file with
-several hard links once, and holds one descriptor per level of depth, not per directory.
+several hard links once, and holds one descriptor and one directory stream per level of depth,
+not per directory. Listings are streamed, BATCH_ENTRIES at a time: a directory of 200 000 names
+costs what 1024 of them cost, not the whole listing.
 """
 
 import errno

@@ -102,3 +102,30 @@ def test_chown_refused_to_a_non_root_provisioner_explains_root_squash(
     # Each attempt removes the directory it made; a retry may be between the two right now.
     wait_for(lambda: list(export.iterdir()) == [], what="no directory left behind")
     assert provisioner.process is not None and provisioner.process.poll() is None
+
+
+def test_claims_are_held_to_the_class_bounds(
+    cluster: Cluster, namespace: str, export: Path, make_provisioner: MakeProvisioner
+) -> None:
+    provisioner = make_provisioner()
+    bounded = cluster.create_storage_class(
+        provisioner.name,
+        parameters={"allowClaimOwnership": "true", "claimUidRange": "1000-65535"},
+    )
+    wishes = {
+        "root-uid": ({"nfs.io/uid": "0"}, '"claimUidRange": 1000-65535'),
+        "far-uid": ({"nfs.io/uid": "70000"}, '"claimUidRange": 1000-65535'),
+        "root-gid": (
+            {"nfs.io/gid": "0"},
+            '0 (root) only if the StorageClass parameter "claimGidRange"',
+        ),
+        "setuid": ({"nfs.io/mode": "4777"}, '"allowClaimSpecialModes" to "true"'),
+    }
+    for claim, (asked, _) in wishes.items():
+        cluster.create_claim(namespace, claim, storage_class=bounded, annotations=asked)
+    for claim, (asked, needle) in wishes.items():
+        event = cluster.wait_event(namespace, claim, "ProvisioningFailed", source=provisioner.name)
+        (annotation,) = asked
+        assert f'claim annotation "{annotation}" has invalid value' in event["message"]
+        assert needle in event["message"], event["message"]
+    assert list(export.iterdir()) == []

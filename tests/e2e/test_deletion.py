@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from tests.e2e.harness import Cluster, Provisioner, unique, wait_for
+from tests.e2e.harness import Cluster, Provisioner, require_root, unique, wait_for
 
 MakeProvisioner = Callable[..., Provisioner]
 
@@ -185,3 +187,57 @@ def test_volume_of_another_provisioner_is_never_touched(
     assert cluster.volume(pv_name) is not None
     assert provisioner.metric("controller_persistentvolume_delete_total") == 0
     cluster.delete_volume(pv_name)
+
+
+def test_a_hostile_tree_is_removed_without_following_links_or_crossing_a_mount(
+    cluster: Cluster,
+    namespace: str,
+    export: Path,
+    tmp_path: Path,
+    make_provisioner: MakeProvisioner,
+) -> None:
+    """What a pod can leave in its volume: a tree deeper than any recursion limit, FIFOs,
+    links to outside, and (with a privileged pod) a mount; none of it steers the removal."""
+    require_root("mount a filesystem inside a volume")
+    provisioner = make_provisioner()
+    storage_class = cluster.create_storage_class(
+        provisioner.name, parameters={"onDelete": "delete"}
+    )
+    pv_name, _ = _provision(cluster, namespace, storage_class, "data")
+    volume = export / f"{namespace}-data-{pv_name}"
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "sentinel").write_text("keep me")
+    fd = os.open(volume, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        for _ in range(3000):
+            os.mkdir("d", dir_fd=fd)
+            os.mkfifo("fifo", dir_fd=fd)
+            os.symlink(str(outside), "escape", dir_fd=fd)
+            child = os.open("d", os.O_RDONLY | os.O_DIRECTORY, dir_fd=fd)
+            os.close(fd)
+            fd = child
+    finally:
+        os.close(fd)
+    mount_point = volume / "mnt"
+    mount_point.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "tmpfs", str(mount_point)], check=True)
+    try:
+        (mount_point / "mounted-data").write_text("not the volume's")
+        cluster.delete_claim(namespace, "data")
+        event = cluster.wait_event("default", pv_name, "VolumeFailedDelete")
+        assert f'"{volume.name}/mnt"' in event["message"], event["message"]
+        assert "mount point" in event["message"] and "unmount it" in event["message"]
+        # Everything else went; the mount and what is in it did not.
+        wait_for(
+            lambda: sorted(p.name for p in volume.iterdir()) == ["mnt"],
+            what="the rest of the volume removed",
+        )
+        assert (mount_point / "mounted-data").read_text() == "not the volume's"
+        assert cluster.volume(pv_name) is not None
+    finally:
+        subprocess.run(["umount", str(mount_point)], check=True)
+    # Unmounted, the next retry finishes the job.
+    _wait_gone(cluster, pv_name)
+    assert not volume.exists()
+    assert (outside / "sentinel").read_text() == "keep me"
