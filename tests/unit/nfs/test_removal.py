@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from nfs_provisioner.nfs import ExportRoot, StorageError, removal
+from nfs_provisioner.nfs import ExportRoot, StorageError, _mounts, removal
 
 
 @pytest.fixture
@@ -406,3 +406,23 @@ def test_a_parent_moved_away_while_deep_below_it_stops_the_removal(
         root.remove_directory(PurePosixPath("v"))
     # The directory put in its place is not the one the walk left, so it was not touched.
     assert (export / "v" / "d").is_dir()
+
+
+def test_without_statx_a_mount_of_another_filesystem_is_still_seen(
+    root: ExportRoot, export: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    need_root("mount a filesystem inside a volume")
+    monkeypatch.setattr(_mounts, "_STATX", None)
+    fd = os.open(export, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        info = os.fstat(fd)
+        assert _mounts.place_of(fd) == _mounts.Place(info.st_dev, info.st_ino, None)
+    finally:
+        os.close(fd)
+    mount_point = export / "v" / "mnt"
+    mount_point.mkdir(parents=True)
+    with mounted(["-t", "tmpfs", "tmpfs"], mount_point):
+        (mount_point / "mounted-data").write_text("not ours")
+        with pytest.raises(StorageError, match=r'"v/mnt" .*: it is a mount point'):
+            root.remove_directory(PurePosixPath("v"))
+        assert (mount_point / "mounted-data").read_text() == "not ours"

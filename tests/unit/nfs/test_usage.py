@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import tempfile
+import threading
 import tracemalloc
 from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
@@ -199,3 +200,37 @@ def test_a_fifo_in_the_volume_is_counted_never_opened(tmp_path: Path, volume: Pa
     os.mkfifo(volume / "a" / "fifo")
     measured = ExportRoot(tmp_path / "export").measure(PurePosixPath("ns/claim"), _no_limit)
     assert (measured.used_bytes, measured.used_inodes) == _du(volume)
+
+
+def test_a_directory_swapped_for_a_fifo_is_not_opened_and_does_not_block(
+    tmp_path: Path, volume: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real_open = os.open
+    swapped: list[str] = []
+
+    def open_(path: Any, flags: int, *args: Any, **kwargs: Any) -> int:
+        # Between the walk's stat of "b" (a directory) and its open, a pod puts a FIFO there.
+        if path == "b" and not swapped:
+            swapped.append(path)
+            (volume / "a" / "b").rename(tmp_path / "moved-b")
+            os.mkfifo(volume / "a" / "b")
+        return real_open(path, flags, *args, **kwargs)
+
+    monkeypatch.setattr(usage.os, "open", open_)
+    result: list[Any] = []
+    worker = threading.Thread(
+        target=lambda: result.append(
+            ExportRoot(tmp_path / "export").measure(PurePosixPath("ns/claim"), _no_limit)
+        ),
+        daemon=True,
+    )
+    worker.start()
+    worker.join(60)
+    if worker.is_alive():
+        os.close(real_open(volume / "a" / "b", os.O_WRONLY | os.O_NONBLOCK))
+        worker.join(10)
+        pytest.fail("the scan blocked opening a FIFO swapped in for a directory")
+    assert swapped == ["b"]
+    # "b" was counted as the directory it was when listed; nothing below it was read.
+    assert result[0].used_inodes == _du(volume)[1]
+    assert result[0].unreadable == 0
