@@ -9,6 +9,7 @@ resolved by the kernel from the top, so nothing outside the export can be reache
 import contextlib
 import ctypes
 import errno
+import hashlib
 import os
 import secrets
 import stat
@@ -29,6 +30,8 @@ _OPEN_FILE: Final = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
 _CREATE_FILE: Final = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 _RENAME_NOREPLACE: Final = 1
 _TOP: Final = PurePosixPath()
+# Where a new volume directory is prepared before it is renamed into place.
+STAGING_PREFIX: Final = ".nfs-provisioner-new-"
 
 _Renameat2 = Callable[[int, bytes, int, bytes, int], int]
 
@@ -68,33 +71,54 @@ class ExportRoot:
         *,
         uid: int | None = None,
         gid: int | None = None,
-    ) -> None:
-        """Create rel and its missing parents; an existing directory is reused.
+    ) -> bool:
+        """Create rel and its missing parents; True if rel was created, False if it existed.
 
-        Parents get 0o777 less the umask, as Go's MkdirAll gives them; only the leaf is
-        chown-ed (if uid or gid is given) and chmod-ed, through its descriptor, so the umask
-        never leaks into the volume's mode. A leaf this call created is removed again if it
-        cannot be given its owner or mode: a claim that fails leaves no directory behind.
+        An existing directory is reused as it is: its owner and mode belong to whoever made it,
+        so they are never changed. A new leaf is made under a staging name (one of the
+        provisioner's own, derived from the leaf's name) beside it, given its owner and mode
+        through its descriptor (so the umask never leaks), and only then renamed into place
+        without replacing anything: a crash at any point leaves either no volume directory or
+        a finished one, never one with the wrong owner or mode (over NFS, whose servers refuse
+        an exclusive rename, an empty placeholder holds the name for the instant of the rename,
+        see _rename_noreplace). Parents get 0o777 less the
+        umask, as Go's MkdirAll gives them.
         """
         parents, leaf = self._split(rel)
+        staging = STAGING_PREFIX + hashlib.sha256(os.fsencode(leaf)).hexdigest()[:32]
         with self._open_root() as root_fd, self._walk(root_fd, parents, create=True) as fd:
             assert fd is not None  # create=True never yields None
-            created = False
+            if self._is_directory(fd, leaf, rel):
+                return False
+            here = rel.parent / staging
             try:
-                os.mkdir(leaf, mode, dir_fd=fd)
-                created = True
-            except FileExistsError:
+                # Left behind by an attempt that died: the name is ours, and never handed out.
+                os.rmdir(staging, dir_fd=fd)
+            except FileNotFoundError:
                 pass
             except OSError as error:
-                raise self._storage_error(f"create directory {_show(rel)}", error) from error
+                raise self._storage_error(f"clear directory {_show(here)}", error) from error
             try:
-                with self._open_child(fd, leaf, rel) as leaf_fd:
-                    self._set_owner_and_mode(leaf_fd, rel, mode, uid, gid)
+                os.mkdir(staging, 0o700, dir_fd=fd)
+            except OSError as error:
+                raise self._storage_error(f"create directory {_show(here)}", error) from error
+            try:
+                with self._open_child(fd, staging, here) as staging_fd:
+                    self._set_owner_and_mode(staging_fd, rel, mode, uid, gid)
+                created = _rename_noreplace(fd, staging, fd, leaf)
+            except OSError as error:
+                with contextlib.suppress(OSError):
+                    os.rmdir(staging, dir_fd=fd)
+                raise self._storage_error(f"create directory {_show(rel)}", error) from error
             except Exception:
-                if created:
-                    with contextlib.suppress(OSError):
-                        os.rmdir(leaf, dir_fd=fd)
+                with contextlib.suppress(OSError):
+                    os.rmdir(staging, dir_fd=fd)
                 raise
+            if not created:
+                # Made by somebody else meanwhile: reuse theirs, as if it had been there.
+                with contextlib.suppress(OSError):
+                    os.rmdir(staging, dir_fd=fd)
+            return created
 
     def _set_owner_and_mode(
         self, fd: int, rel: PurePosixPath, mode: int, uid: int | None, gid: int | None
@@ -149,6 +173,8 @@ class ExportRoot:
         with self._open_root() as root_fd, self._walk(root_fd, parents) as fd:
             if fd is None or not self._is_directory(fd, leaf, rel):
                 return False
+            # Not shutil.rmtree: it recurses (a deep tree raises RecursionError), blocks on a
+            # FIFO swapped in for a directory, and crosses mount points.
             remove_tree(fd, leaf, rel, self.mount_path, self._storage_error)
         return True
 
@@ -254,6 +280,57 @@ class ExportRoot:
                 with contextlib.suppress(OSError):
                     os.unlink(temporary, dir_fd=fd)
                 raise self._storage_error(f"write {_show(rel)}", error) from error
+
+    def directory_id(self, rel: PurePosixPath) -> tuple[int, int] | None:
+        """(device, inode) of the directory rel, None if there is none; links are not followed."""
+        parents, leaf = self._split(rel)
+        with self._open_root() as root_fd, self._walk(root_fd, parents) as fd:
+            if fd is None or not self._is_directory(fd, leaf, rel):
+                return None
+            try:
+                info = os.stat(leaf, dir_fd=fd, follow_symlinks=False)
+            except OSError as error:
+                raise self._storage_error(f"inspect {_show(rel)}", error) from error
+            return info.st_dev, info.st_ino
+
+    def file_names(self, rel: PurePosixPath) -> Iterator[str]:
+        """Names of the regular files in the directory rel, read as a stream; none if missing."""
+        with self._open_root() as root_fd, self._open_path(root_fd, rel) as fd:
+            if fd is None:
+                return
+            try:
+                with os.scandir(fd) as entries:
+                    for entry in entries:
+                        if entry.is_file(follow_symlinks=False):
+                            yield entry.name
+            except OSError as error:
+                raise self._storage_error(f"list directory {_show(rel)}", error) from error
+
+    def remove_file(self, rel: PurePosixPath) -> bool:
+        """Unlink the file rel (never a directory); False if it did not exist."""
+        parents, leaf = self._split(rel)
+        with self._open_root() as root_fd, self._walk(root_fd, parents) as fd:
+            if fd is None:
+                return False
+            try:
+                os.unlink(leaf, dir_fd=fd)
+            except FileNotFoundError:
+                return False
+            except OSError as error:
+                raise self._storage_error(f"remove {_show(rel)}", error) from error
+        return True
+
+    def make_directory(self, rel: PurePosixPath, mode: int) -> None:
+        """Create the directory rel for the provisioner's own use, if missing; mode as given."""
+        parents, leaf = self._split(rel)
+        with self._open_root() as root_fd, self._walk(root_fd, parents, create=True) as fd:
+            assert fd is not None  # create=True never yields None
+            try:
+                os.mkdir(leaf, mode, dir_fd=fd)
+            except FileExistsError:
+                self._is_directory(fd, leaf, rel)
+            except OSError as error:
+                raise self._storage_error(f"create directory {_show(rel)}", error) from error
 
     def measure(self, rel: PurePosixPath, throttle: Throttle) -> VolumeUsage:
         """Bytes and inodes used by the tree at rel, on its own filesystem, links not followed."""
