@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+from nfs_provisioner.nfs.archives import REGISTRY
 from tests.e2e.harness import Cluster, Provisioner, unique, wait_for
 
 MakeProvisioner = Callable[..., Provisioner]
@@ -54,9 +55,12 @@ def test_two_exports_are_served_and_deletion_finds_the_right_one(
     cluster.delete_claim(namespace, "two")
     for pv_name in (pv_one, pv_two):
         wait_for(lambda name=pv_name: cluster.volume(name) is None, what=f"{pv_name} to go")
-    assert [p.name for p in export.iterdir()] == [f"archived-{namespace}-one-{pv_one}"]
+    assert sorted(p.name for p in export.iterdir()) == [
+        REGISTRY.name,
+        f"archived-{namespace}-one-{pv_one}",
+    ]
     archive = second / f"archived-{namespace}-two-{pv_two}"
-    assert [p.name for p in second.iterdir()] == [archive.name]
+    assert sorted(p.name for p in second.iterdir()) == [REGISTRY.name, archive.name]
     assert (archive / "payload").read_text() == "two"
 
 

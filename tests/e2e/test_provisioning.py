@@ -102,15 +102,18 @@ def test_path_pattern_uses_labels_and_annotations(
     assert volume is not None
     assert volume["spec"]["nfs"]["path"] == f"/exports/volumes/{namespace}/minio/data"
 
-    # A missing label expands to "", leaving the remaining components.
+    # A missing label would drop a level and hand out its parent (issue 11): refused by name.
     cluster.create_claim(
         namespace,
         "katib-mysql",
         storage_class=storage_class,
         annotations={"nfs.io/storage-path": "katib"},
     )
-    cluster.wait_bound(namespace, "katib-mysql")
-    assert (export / namespace / "katib").is_dir()
+    event = cluster.wait_event(
+        namespace, "katib-mysql", "ProvisioningFailed", source=provisioner.name
+    )
+    assert '"${.PVC.labels.app}" expanded to nothing' in event["message"]
+    assert sorted(p.name for p in (export / namespace).iterdir()) == ["minio"]
 
 
 def test_wait_for_first_consumer_waits_for_the_selected_node(
