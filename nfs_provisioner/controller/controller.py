@@ -1,49 +1,38 @@
-"""The generic provisioning controller: watches, queues, workers, events, metrics.
+"""The provisioning controller's wiring: caches, queues, workers, background work.
 
-It knows nothing about NFS: storage work goes through a :class:`Provisioner` backend.
+The decisions are the reconcilers': :mod:`provisioning` (claims), :mod:`deletion` (released
+volumes) and :mod:`expansion` (resizes), each behind the :class:`~seam.Cluster` seam. It knows
+nothing about NFS: storage work goes through a :class:`Provisioner` backend.
 """
 
 from __future__ import annotations
 
 import threading
-import time
-from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Callable
 
 import structlog
 
 from nfs_provisioner.controller import metrics
+from nfs_provisioner.controller.deletion import VolumeReconciler
+from nfs_provisioner.controller.expansion import ResizeReconciler
 from nfs_provisioner.controller.predicates import (
-    ANN_PROVISIONED_BY,
-    ANN_SELECTED_NODE,
-    annotations_of,
     claim_class,
     claim_key,
     compact_claim,
     compact_volume,
-    complete_volume,
-    is_block_claim,
     is_claim_for,
+    object_name,
     should_delete_volume,
     volume_name_for,
-    waits_for_consumer,
 )
-from nfs_provisioner.controller.resizing import (
-    ResizeAction,
-    needs_resize,
-    plan_resize,
-    resize_finished_patch,
-    resize_started_patch,
-    storage_request,
-    volume_capacity,
-    volume_capacity_patch,
-)
+from nfs_provisioner.controller.provisioning import ClaimReconciler
+from nfs_provisioner.controller.resizing import needs_resize
 from nfs_provisioner.controller.retention import run_sweeps
+from nfs_provisioner.controller.seam import KubeCluster
+from nfs_provisioner.controller.settings import ControllerSettings, RetryLaterError
 from nfs_provisioner.controller.usage import UsageReporter
 from nfs_provisioner.controller.workqueue import ItemBackoff, WorkQueue
 from nfs_provisioner.kube import (
-    NORMAL,
     WARNING,
     ApiClient,
     ApiError,
@@ -53,45 +42,17 @@ from nfs_provisioner.kube import (
     JsonObject,
     resources,
 )
-from nfs_provisioner.kube.updates import patch_claim_status, patch_volume
 from nfs_provisioner.volumeplugin import (
     BackendError,
-    DeleteOutcome,
-    Expander,
     Provisioner,
-    ProvisionRequest,
     StorageSweeper,
     UsageMeter,
     VolumeTracker,
 )
 
+__all__ = ["ControllerSettings", "ProvisionController", "RetryLaterError"]
+
 log = structlog.get_logger(__name__)
-
-
-@dataclass(frozen=True)
-class ControllerSettings:
-    provisioner_name: str
-    workers: int = 16
-    resync_period: float = 900.0
-    retry_base_delay: float = 15.0
-    retry_max_delay: float = 1000.0
-    # The Go library gives up after this many failures; we keep retrying at the cap and say so.
-    failure_threshold: int = 15
-    save_attempts: int = 5
-    save_retry_delay: float = 0.5
-    # Background work of the leader; 0 turns it off.
-    usage_scan_interval: float = 600.0
-    usage_scan_rate: float = 2000.0
-    archive_sweep_interval: float = 3600.0
-
-    @property
-    def resize_workers(self) -> int:
-        # Resizes are rare and take three API calls each: a few workers keep up with bursts.
-        return max(1, self.workers // 4)
-
-
-class RetryLaterError(Exception):
-    """Not an error the user must act on (e.g. the class is not in the cache yet)."""
 
 
 class ProvisionController:
@@ -159,6 +120,12 @@ class ProvisionController:
                 on_delete=lambda _sc: None,
             )
         )
+        cluster = KubeCluster(
+            api, events, claims=self.claims, volumes=self.volumes, classes=self.classes
+        )
+        self.claim_reconciler = ClaimReconciler(cluster, backend, settings, stop=stop)
+        self.volume_reconciler = VolumeReconciler(cluster, backend, settings)
+        self.resize_reconciler = ResizeReconciler(cluster, backend, settings)
         self._workers: list[threading.Thread] = []
         log.debug("controller created", provisioner=name)
 
@@ -251,18 +218,18 @@ class ProvisionController:
         if isinstance(self.backend, VolumeTracker):
             self.backend.track_volume(volume)
         if should_delete_volume(volume, self.settings.provisioner_name):
-            self.volume_queue.add(_name(volume))
+            self.volume_queue.add(object_name(volume))
 
     def _volume_deleted(self, volume: JsonObject) -> None:
-        self.volume_queue.forget(_name(volume))
+        self.volume_queue.forget(object_name(volume))
         if isinstance(self.backend, VolumeTracker):
-            self.backend.forget_volume(_name(volume))
+            self.backend.forget_volume(object_name(volume))
 
     def _class_changed(self, storage_class: JsonObject) -> None:
         # Claims that waited for this class to reach the cache need not wait for their backoff.
         if storage_class.get("provisioner") != self.settings.provisioner_name:
             return
-        name = _name(storage_class)
+        name = object_name(storage_class)
         for claim in self.claims.items():
             if claim_class(claim) != name:
                 continue
@@ -272,7 +239,7 @@ class ProvisionController:
                 # The class may just have been allowed to expand volumes.
                 self.resize_queue.add(claim_key(claim))
 
-    def _work(self, queue: WorkQueue, sync: Any) -> None:
+    def _work(self, queue: WorkQueue, sync: Callable[[str], None]) -> None:
         while True:
             key = queue.get()
             if key is None:
@@ -322,253 +289,13 @@ class ProvisionController:
                 metrics.QUEUE_WAITING.labels(queue.name).set(queue.waiting())
                 metrics.AT_MAX_BACKOFF.labels(queue.name).set(queue.backoff.at_cap())
 
-    # -- claims --------------------------------------------------------------------------
+    # -- reconcilers ----------------------------------------------------------------------
 
     def sync_claim(self, key: str) -> None:
-        name = self.settings.provisioner_name
-        claim = self.claims.get(key)
-        if claim is None or not is_claim_for(claim, name):
-            return
-        pv_name = volume_name_for(claim)
-        if self.volumes.get(pv_name) is not None:
-            return
-        class_name = claim_class(claim)
-        storage_class = self.classes.get(class_name)
-        if storage_class is None:
-            raise RetryLaterError(f"StorageClass {class_name!r} not found (yet)")
-        if storage_class.get("provisioner") != name:
-            return
-        if waits_for_consumer(claim, storage_class):
-            return
-        logger = log.bind(claim=key, pv=pv_name, storage_class=class_name)
-        if is_block_claim(claim) and not self.backend.supports_block:
-            self.events.record(
-                claim,
-                WARNING,
-                "ProvisioningFailed",
-                f"{name} does not support block volume provisioning",
-            )
-            return
-        started = time.monotonic()
-        self.events.record(
-            claim,
-            NORMAL,
-            "Provisioning",
-            f'External provisioner is provisioning volume for claim "{key}"',
-        )
-        request = ProvisionRequest(
-            pv_name=pv_name,
-            claim=claim,
-            storage_class=storage_class,
-            selected_node=annotations_of(claim).get(ANN_SELECTED_NODE),
-            report=lambda reason, message: self.events.record(claim, NORMAL, reason, message),
-        )
-        try:
-            body = self.backend.provision(request)
-        except BackendError as error:
-            metrics.PROVISION_FAILED_TOTAL.labels(class_name).inc()
-            logger.warning("provisioning failed", error=str(error))
-            self.events.record(
-                claim,
-                WARNING,
-                "ProvisioningFailed",
-                f'failed to provision volume with StorageClass "{class_name}": {error}',
-            )
-            raise
-        volume = complete_volume(body, claim, class_name=class_name, provisioner_name=name)
-        self._save_volume(volume, claim, storage_class, logger)
-        metrics.PROVISION_TOTAL.labels(class_name).inc()
-        metrics.PROVISION_DURATION.labels(class_name).observe(time.monotonic() - started)
-        logger.info("volume provisioned", path=(volume["spec"].get("nfs") or {}).get("path"))
-        self.events.record(
-            claim, NORMAL, "ProvisioningSucceeded", f"Successfully provisioned volume {pv_name}"
-        )
-
-    def _save_volume(
-        self, volume: JsonObject, claim: JsonObject, storage_class: JsonObject, logger: Any
-    ) -> None:
-        class_name = _name(storage_class)
-        delay = self.settings.save_retry_delay
-        last_error: ApiError | None = None
-        for attempt in range(1, self.settings.save_attempts + 1):
-            try:
-                resources.create_volume(self.api, volume)
-                return
-            except ApiError as error:
-                if error.is_already_exists:
-                    return
-                last_error = error
-                logger.warning("saving the PV failed", attempt=attempt, error=str(error))
-            if attempt < self.settings.save_attempts and self.stop.wait(delay):
-                break
-            delay *= 2
-        metrics.PROVISION_FAILED_TOTAL.labels(class_name).inc()
-        pv_name = _name(volume)
-        prefix = (
-            f'failed to provision volume with StorageClass "{class_name}": '
-            f'error saving PersistentVolume "{pv_name}": {last_error}'
-        )
-        if last_error is not None and last_error.is_transient:
-            # The API server is unreachable or overloaded, not refusing this PV: keep the
-            # storage, and the next attempt reuses it under the same deterministic name.
-            self.events.record(claim, WARNING, "ProvisioningFailed", f"{prefix}; will retry")
-            raise RetryLaterError(f"could not save PersistentVolume {pv_name}: {last_error}")
-        self.events.record(claim, WARNING, "ProvisioningFailed", f"{prefix}. Deleting the volume.")
-        try:
-            self.backend.discard(volume)
-        except BackendError as cleanup_error:
-            self.events.record(
-                claim,
-                WARNING,
-                "ProvisioningCleanupFailed",
-                f'failed to clean up the storage of volume "{pv_name}": {cleanup_error}',
-            )
-        raise RetryLaterError(f"could not save PersistentVolume {pv_name}: {last_error}")
-
-    # -- volumes -------------------------------------------------------------------------
+        self.claim_reconciler.sync(key)
 
     def sync_volume(self, name: str) -> None:
-        provisioner = self.settings.provisioner_name
-        cached = self.volumes.get(name)
-        if cached is None or not should_delete_volume(cached, provisioner):
-            return
-        try:
-            volume = resources.get_volume(self.api, name)
-        except ApiError as error:
-            if error.is_not_found:
-                return
-            raise
-        if not should_delete_volume(volume, provisioner):
-            return
-        class_name = str((volume.get("spec") or {}).get("storageClassName") or "")
-        storage_class = self.classes.get(class_name) if class_name else None
-        logger = log.bind(pv=name, storage_class=class_name)
-        started = time.monotonic()
-        try:
-            outcome = self.backend.delete(volume, storage_class)
-        except BackendError as error:
-            metrics.DELETE_FAILED_TOTAL.labels(class_name).inc()
-            logger.warning("deleting the volume's storage failed", error=str(error))
-            self.events.record(volume, WARNING, "VolumeFailedDelete", str(error))
-            raise
-        try:
-            resources.delete_volume(self.api, name, uid=_uid(volume))
-        except ApiError as error:
-            if not error.is_not_found:
-                metrics.DELETE_FAILED_TOTAL.labels(class_name).inc()
-                self.events.record(
-                    volume,
-                    WARNING,
-                    "VolumeFailedDelete",
-                    f"failed to delete PersistentVolume {name}: {error}",
-                )
-                raise
-        if outcome is DeleteOutcome.SHARED:
-            self.events.record(
-                volume,
-                NORMAL,
-                "VolumeStorageKept",
-                "the volume's storage is kept: other PersistentVolumes still use it",
-            )
-        if outcome is DeleteOutcome.ALREADY_GONE:
-            self.events.record(
-                volume,
-                WARNING,
-                "VolumeStorageMissing",
-                "the volume's storage was already gone from the export when it was released; "
-                "nothing was archived or removed: check who deletes directories on the export",
-            )
-        metrics.DELETE_TOTAL.labels(class_name).inc()
-        metrics.DELETE_DURATION.labels(class_name).observe(time.monotonic() - started)
-        logger.info("volume deleted", storage=outcome.value)
-
-    # -- resizes -------------------------------------------------------------------------
+        self.volume_reconciler.sync(name)
 
     def sync_resize(self, key: str) -> None:
-        """Grow the volume of a bound claim that asks for more, as an external resizer would."""
-        claim = self.claims.get(key)
-        if claim is None or not needs_resize(claim):
-            return
-        pv_name = str((claim.get("spec") or {}).get("volumeName"))
-        volume = self.volumes.get(pv_name)
-        if volume is None or annotations_of(volume).get(ANN_PROVISIONED_BY) != (
-            self.settings.provisioner_name
-        ):
-            return
-        claim_ref = (volume.get("spec") or {}).get("claimRef") or {}
-        if claim_ref.get("uid") != (claim.get("metadata") or {}).get("uid"):
-            return
-        plan = plan_resize(claim, volume)
-        if plan.action is ResizeAction.NONE or plan.size is None:
-            return
-        class_name = str((volume.get("spec") or {}).get("storageClassName") or "")
-        logger = log.bind(claim=key, pv=pv_name, storage_class=class_name)
-        requested = storage_request(claim)
-        refusal = self._resize_refusal(plan.action, plan.size, requested, class_name)
-        if refusal is not None:
-            metrics.VOLUME_RESIZES_TOTAL.labels("refused").inc()
-            logger.warning("resize refused", reason=refusal)
-            self.events.record(claim, WARNING, "VolumeResizeFailed", refusal)
-            return
-        namespace, name = key.split("/", 1)
-        capacity = plan.size
-        try:
-            if plan.action is ResizeAction.EXPAND:
-                assert isinstance(self.backend, Expander)  # _resize_refusal checked it
-                claim = patch_claim_status(
-                    self.api, namespace, name, resize_started_patch(claim, plan.size)
-                )
-                self.events.record(
-                    claim, NORMAL, "Resizing", f"External resizer is resizing volume {pv_name}"
-                )
-                capacity = self.backend.expand(volume, plan.size)
-                if capacity != volume_capacity(volume):
-                    patch_volume(self.api, pv_name, volume_capacity_patch(capacity))
-            patch_claim_status(self.api, namespace, name, resize_finished_patch(claim, capacity))
-        except BackendError as error:
-            metrics.VOLUME_RESIZES_TOTAL.labels("failed").inc()
-            logger.warning("resize failed", error=str(error))
-            self.events.record(claim, WARNING, "VolumeResizeFailed", str(error))
-            raise
-        except ApiError as error:
-            if error.is_conflict or error.is_not_found:
-                # The claim changed (or went) meanwhile; the cache has or will have the news.
-                raise RetryLaterError(f"claim {key} changed during its resize: {error}") from error
-            metrics.VOLUME_RESIZES_TOTAL.labels("failed").inc()
-            self.events.record(
-                claim, WARNING, "VolumeResizeFailed", f"resizing volume {pv_name} failed: {error}"
-            )
-            raise
-        metrics.VOLUME_RESIZES_TOTAL.labels("completed").inc()
-        logger.info("volume resized", capacity=capacity, requested=requested)
-        self.events.record(claim, NORMAL, "VolumeResizeSuccessful", "Resize volume succeeded")
-
-    def _resize_refusal(
-        self, action: ResizeAction, size: str, requested: str | None, class_name: str
-    ) -> str | None:
-        """Why the claim cannot be resized, or None if it can."""
-        if action is ResizeAction.REFUSE_SHRINK:
-            return (
-                f"the claim requests {requested}, less than the volume's capacity of {size}: "
-                f"volumes cannot shrink; set the claim's request to at least {size}"
-            )
-        if action is not ResizeAction.EXPAND:
-            return None
-        storage_class = self.classes.get(class_name) if class_name else None
-        if storage_class is None or storage_class.get("allowVolumeExpansion") is not True:
-            return (
-                f'StorageClass "{class_name}" does not allow volume expansion: set '
-                "allowVolumeExpansion: true in the class to grow its volumes"
-            )
-        if not isinstance(self.backend, Expander):
-            return f"{self.settings.provisioner_name} cannot expand volumes"
-        return None
-
-
-def _name(obj: Mapping[str, Any]) -> str:
-    return str((obj.get("metadata") or {}).get("name", ""))
-
-
-def _uid(obj: Mapping[str, Any]) -> str | None:
-    uid = (obj.get("metadata") or {}).get("uid")
-    return str(uid) if uid else None
+        self.resize_reconciler.sync(key)

@@ -19,6 +19,15 @@ def _metadata(obj: JsonObject) -> Mapping[str, Any]:
     return obj.get("metadata") or {}
 
 
+def object_name(obj: JsonObject) -> str:
+    return str(_metadata(obj).get("name", ""))
+
+
+def object_uid(obj: JsonObject) -> str | None:
+    uid = _metadata(obj).get("uid")
+    return str(uid) if uid else None
+
+
 def annotations_of(obj: JsonObject) -> Mapping[str, str]:
     return _metadata(obj).get("annotations") or {}
 

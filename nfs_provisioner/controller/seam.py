@@ -1,0 +1,87 @@
+"""What the reconcilers need of the cluster, as one small protocol, and its real implementation.
+
+Reconcilers read claims, volumes and classes from the caches, write through a handful of calls
+and record events; nothing else. Unit tests pass an in-memory fake of :class:`Cluster`
+(``tests/unit/controller/fakes.py``); the daemon passes :class:`KubeCluster`.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from nfs_provisioner.kube import ApiClient, EventRecorder, Informer, JsonObject, resources
+from nfs_provisioner.kube.updates import patch_claim_status, patch_volume
+
+
+class Cluster(Protocol):
+    def cached_claim(self, key: str) -> JsonObject | None:
+        """The claim "namespace/name" as the cache has it."""
+
+    def cached_volume(self, name: str) -> JsonObject | None: ...
+
+    def cached_class(self, name: str) -> JsonObject | None: ...
+
+    def get_volume(self, name: str) -> JsonObject:
+        """The PV as the API server has it now (ApiError 404 if it is gone)."""
+
+    def create_volume(self, body: JsonObject) -> JsonObject: ...
+
+    def delete_volume(self, name: str, *, uid: str | None) -> None:
+        """Delete the PV, only if it still has this uid."""
+
+    def patch_volume(self, name: str, patch: JsonObject) -> JsonObject: ...
+
+    def patch_claim_status(self, namespace: str, name: str, patch: JsonObject) -> JsonObject: ...
+
+    def record_event(
+        self, involved: JsonObject, event_type: str, reason: str, message: str
+    ) -> None:
+        """Queue an event; never raises."""
+
+
+class KubeCluster:
+    """The cluster through the controller's informers, the API client and the event recorder."""
+
+    def __init__(
+        self,
+        api: ApiClient,
+        events: EventRecorder,
+        *,
+        claims: Informer,
+        volumes: Informer,
+        classes: Informer,
+    ) -> None:
+        self.api = api
+        self.events = events
+        self.claims = claims
+        self.volumes = volumes
+        self.classes = classes
+
+    def cached_claim(self, key: str) -> JsonObject | None:
+        return self.claims.get(key)
+
+    def cached_volume(self, name: str) -> JsonObject | None:
+        return self.volumes.get(name)
+
+    def cached_class(self, name: str) -> JsonObject | None:
+        return self.classes.get(name)
+
+    def get_volume(self, name: str) -> JsonObject:
+        return resources.get_volume(self.api, name)
+
+    def create_volume(self, body: JsonObject) -> JsonObject:
+        return resources.create_volume(self.api, body)
+
+    def delete_volume(self, name: str, *, uid: str | None) -> None:
+        resources.delete_volume(self.api, name, uid=uid)
+
+    def patch_volume(self, name: str, patch: JsonObject) -> JsonObject:
+        return patch_volume(self.api, name, patch)
+
+    def patch_claim_status(self, namespace: str, name: str, patch: JsonObject) -> JsonObject:
+        return patch_claim_status(self.api, namespace, name, patch)
+
+    def record_event(
+        self, involved: JsonObject, event_type: str, reason: str, message: str
+    ) -> None:
+        self.events.record(involved, event_type, reason, message)

@@ -1,0 +1,31 @@
+"""The controller's settings and the error that asks for a quiet retry."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class ControllerSettings:
+    provisioner_name: str
+    workers: int = 16
+    resync_period: float = 900.0
+    retry_base_delay: float = 15.0
+    retry_max_delay: float = 1000.0
+    # The Go library gives up after this many failures; we keep retrying at the cap and say so.
+    failure_threshold: int = 15
+    save_attempts: int = 5
+    save_retry_delay: float = 0.5
+    # Background work of the leader; 0 turns it off.
+    usage_scan_interval: float = 600.0
+    usage_scan_rate: float = 2000.0
+    archive_sweep_interval: float = 3600.0
+
+    @property
+    def resize_workers(self) -> int:
+        # Resizes are rare and take three API calls each: a few workers keep up with bursts.
+        return max(1, self.workers // 4)
+
+
+class RetryLaterError(Exception):
+    """Not an error the user must act on (e.g. the class is not in the cache yet)."""
