@@ -84,6 +84,10 @@ ARCHIVES_REMOVED_TOTAL = Counter(
     "nfs_provisioner_archives_removed_total",
     "Archived directories removed because their StorageClass's archiveRetention had passed.",
 )
+ARCHIVE_SWEEP_ERRORS_TOTAL = Counter(
+    "nfs_provisioner_archive_sweep_errors_total",
+    "Archives (or archive markers) the sweep could not handle; each is logged, the others swept.",
+)
 VOLUME_RESIZES_TOTAL = Counter(
     "nfs_provisioner_volume_resizes_total",
     "Claim resizes by result: completed, refused (a shrink, or a class without expansion), failed.",

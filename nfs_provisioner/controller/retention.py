@@ -32,6 +32,7 @@ def sweep_once(sweeper: StorageSweeper) -> None:
             log.info("expired archive removed", archive=expired.location, age_days=age_days)
             metrics.ARCHIVES_REMOVED_TOTAL.inc()
         else:
+            metrics.ARCHIVE_SWEEP_ERRORS_TOTAL.inc()
             log.warning(
                 "cannot remove expired archive",
                 archive=expired.location,

@@ -226,6 +226,7 @@ def test_live_volumes_are_never_swept_whatever_their_name_or_content(
     assert (volume / ".nfs-provisioner-archive.json").read_bytes() == forged
     assert cluster.claim(namespace, "data")["status"]["phase"] == "Bound"
     assert provisioner.metric("nfs_provisioner_archives_removed_total") == 1
+    assert provisioner.metric("nfs_provisioner_archive_sweep_errors_total") >= 2
 
 
 def test_audit_prune_keeps_an_expired_archive_that_a_volume_uses(
