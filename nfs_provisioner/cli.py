@@ -8,12 +8,12 @@ import sys
 from collections.abc import Sequence
 
 from nfs_provisioner import __version__
-from nfs_provisioner import audit as audit_command
+from nfs_provisioner.commands import adopt as adopt_command
+from nfs_provisioner.commands import audit as audit_command
+from nfs_provisioner.commands import doctor as doctor_command
 from nfs_provisioner.config import ConfigError, add_arguments, load_settings
 from nfs_provisioner.daemon import run
 from nfs_provisioner.logs import configure_logging
-from nfs_provisioner.operator import adopt as adopt_command
-from nfs_provisioner.operator import doctor as doctor_command
 
 
 class _Parser(argparse.ArgumentParser):

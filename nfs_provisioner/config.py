@@ -15,22 +15,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from nfs_provisioner.values import parse_go_bool
+
 SERVICE_ACCOUNT_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
-_TRUE = {"1", "t", "T", "TRUE", "true", "True"}
-_FALSE = {"0", "f", "F", "FALSE", "false", "False"}
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
 
 
 class ConfigError(Exception):
     """A missing or malformed setting; the message is one line that says how to fix it."""
-
-
-def parse_go_bool(value: str) -> bool:
-    if value in _TRUE:
-        return True
-    if value in _FALSE:
-        return False
-    raise ValueError("expected one of 1 t T TRUE true True 0 f F FALSE false False")
 
 
 def parse_duration(value: str) -> float:

@@ -14,8 +14,8 @@ from nfs_provisioner import __version__
 from nfs_provisioner.config import ConfigError, Settings
 from nfs_provisioner.controller import metrics
 from nfs_provisioner.controller.controller import ControllerSettings, ProvisionController
-from nfs_provisioner.controller.health import HealthServer
 from nfs_provisioner.controller.leaderelection import LeaderElector, LeaseSettings
+from nfs_provisioner.health import HealthServer
 from nfs_provisioner.kube import ConfigurationError, EventRecorder, connect
 from nfs_provisioner.nfs import Export, NFSBackend
 

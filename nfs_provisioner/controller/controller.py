@@ -13,24 +13,19 @@ from collections.abc import Callable
 import structlog
 
 from nfs_provisioner.controller import metrics
+from nfs_provisioner.controller.archive_sweeps import run_sweeps
 from nfs_provisioner.controller.deletion import VolumeReconciler
 from nfs_provisioner.controller.expansion import ResizeReconciler
 from nfs_provisioner.controller.predicates import (
-    claim_class,
-    claim_key,
     compact_claim,
     compact_volume,
-    is_claim_for,
-    object_name,
     should_delete_volume,
-    volume_name_for,
 )
 from nfs_provisioner.controller.provisioning import ClaimReconciler
 from nfs_provisioner.controller.resizing import needs_resize
-from nfs_provisioner.controller.retention import run_sweeps
 from nfs_provisioner.controller.seam import KubeCluster
 from nfs_provisioner.controller.settings import ControllerSettings, RetryLaterError
-from nfs_provisioner.controller.usage import UsageReporter
+from nfs_provisioner.controller.usage_reports import UsageReporter
 from nfs_provisioner.controller.workqueue import ItemBackoff, WorkQueue
 from nfs_provisioner.kube import (
     WARNING,
@@ -42,7 +37,15 @@ from nfs_provisioner.kube import (
     JsonObject,
     resources,
 )
-from nfs_provisioner.volumeplugin import (
+from nfs_provisioner.objects import (
+    claim_class,
+    claim_key,
+    is_claim_for,
+    metadata_of,
+    object_name,
+    volume_name_for,
+)
+from nfs_provisioner.storage import (
     BackendError,
     Provisioner,
     StorageSweeper,
@@ -206,7 +209,7 @@ class ProvisionController:
     def _claim_deleted(self, claim: JsonObject) -> None:
         self.claim_queue.forget(claim_key(claim))
         self.resize_queue.forget(claim_key(claim))
-        if isinstance(self.backend, VolumeTracker) and (claim.get("metadata") or {}).get("uid"):
+        if isinstance(self.backend, VolumeTracker) and metadata_of(claim).get("uid"):
             # Storage reserved for a PV that was never saved is free again; a saved PV that
             # the cache has not seen yet is tracked again when it arrives.
             pv_name = volume_name_for(claim)

@@ -7,11 +7,12 @@ import time
 import structlog
 
 from nfs_provisioner.controller import metrics
-from nfs_provisioner.controller.predicates import object_uid, should_delete_volume
+from nfs_provisioner.controller.predicates import should_delete_volume
 from nfs_provisioner.controller.seam import Cluster
 from nfs_provisioner.controller.settings import ControllerSettings
 from nfs_provisioner.kube import NORMAL, WARNING, ApiError
-from nfs_provisioner.volumeplugin import BackendError, DeleteOutcome, Provisioner
+from nfs_provisioner.objects import object_uid, spec_of
+from nfs_provisioner.storage import BackendError, DeleteOutcome, Provisioner
 
 log = structlog.get_logger(__name__)
 
@@ -46,7 +47,7 @@ class VolumeReconciler:
             raise
         if not should_delete_volume(volume, provisioner):
             return
-        class_name = str((volume.get("spec") or {}).get("storageClassName") or "")
+        class_name = str(spec_of(volume).get("storageClassName") or "")
         storage_class = cluster.cached_class(class_name) if class_name else None
         logger = log.bind(pv=name, storage_class=class_name)
         started = time.monotonic()

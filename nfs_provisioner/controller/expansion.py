@@ -5,7 +5,6 @@ from __future__ import annotations
 import structlog
 
 from nfs_provisioner.controller import metrics
-from nfs_provisioner.controller.predicates import ANN_PROVISIONED_BY, annotations_of
 from nfs_provisioner.controller.resizing import (
     ResizeAction,
     needs_resize,
@@ -19,7 +18,8 @@ from nfs_provisioner.controller.resizing import (
 from nfs_provisioner.controller.seam import Cluster
 from nfs_provisioner.controller.settings import ControllerSettings, RetryLaterError
 from nfs_provisioner.kube import NORMAL, WARNING, ApiError
-from nfs_provisioner.volumeplugin import BackendError, Expander, Provisioner
+from nfs_provisioner.objects import ANN_PROVISIONED_BY, annotations_of, metadata_of, spec_of
+from nfs_provisioner.storage import BackendError, Expander, Provisioner
 
 log = structlog.get_logger(__name__)
 
@@ -45,19 +45,19 @@ class ResizeReconciler:
         claim = cluster.cached_claim(key)
         if claim is None or not needs_resize(claim):
             return
-        pv_name = str((claim.get("spec") or {}).get("volumeName"))
+        pv_name = str(spec_of(claim).get("volumeName"))
         volume = cluster.cached_volume(pv_name)
         if volume is None or annotations_of(volume).get(ANN_PROVISIONED_BY) != (
             self.settings.provisioner_name
         ):
             return
-        claim_ref = (volume.get("spec") or {}).get("claimRef") or {}
-        if claim_ref.get("uid") != (claim.get("metadata") or {}).get("uid"):
+        claim_ref = spec_of(volume).get("claimRef") or {}
+        if claim_ref.get("uid") != metadata_of(claim).get("uid"):
             return
         plan = plan_resize(claim, volume)
         if plan.action is ResizeAction.NONE or plan.size is None:
             return
-        class_name = str((volume.get("spec") or {}).get("storageClassName") or "")
+        class_name = str(spec_of(volume).get("storageClassName") or "")
         logger = log.bind(claim=key, pv=pv_name, storage_class=class_name)
         requested = storage_request(claim)
         refusal = self._refusal(plan.action, plan.size, requested, class_name)

@@ -6,7 +6,6 @@ record change, so clock skew between nodes cannot make two instances lead at onc
 
 from __future__ import annotations
 
-import datetime
 import threading
 import time
 from collections.abc import Callable
@@ -17,6 +16,7 @@ import structlog
 
 from nfs_provisioner.kube import ApiClient, ApiError
 from nfs_provisioner.kube.leases import create_lease, get_lease, update_lease
+from nfs_provisioner.objects import api_time
 
 log = structlog.get_logger(__name__)
 
@@ -29,10 +29,6 @@ class LeaseSettings:
     lease_duration: float = 15.0
     renew_deadline: float = 10.0
     retry_period: float = 2.0
-
-
-def _micro_time() -> str:
-    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 class LeaderElector:
@@ -81,7 +77,7 @@ class LeaderElector:
 
     def _try_acquire_or_renew(self) -> bool:
         s = self.settings
-        now = _micro_time()
+        now = api_time(micro=True)
         try:
             lease = get_lease(self.api, s.namespace, s.name)
         except ApiError as error:
@@ -143,7 +139,7 @@ class LeaderElector:
             lease.get("spec") or {},
             holderIdentity="",
             leaseDurationSeconds=1,
-            renewTime=_micro_time(),
+            renewTime=api_time(micro=True),
         )
         try:
             update_lease(self.api, lease)

@@ -1,86 +1,29 @@
-"""Pure decisions of the generic controller: which claims and volumes are ours to act on."""
+"""Pure decisions of the generic controller: which volumes to delete, what the caches keep,
+what every provisioned PV carries. The vocabulary they use is :mod:`nfs_provisioner.objects`."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
 
-JsonObject = Mapping[str, Any]
-
-ANN_STORAGE_PROVISIONER = "volume.kubernetes.io/storage-provisioner"
-ANN_BETA_STORAGE_PROVISIONER = "volume.beta.kubernetes.io/storage-provisioner"
-ANN_SELECTED_NODE = "volume.kubernetes.io/selected-node"
-ANN_PROVISIONED_BY = "pv.kubernetes.io/provisioned-by"
-ANN_BETA_STORAGE_CLASS = "volume.beta.kubernetes.io/storage-class"
-WAIT_FOR_FIRST_CONSUMER = "WaitForFirstConsumer"
-
-
-def _metadata(obj: JsonObject) -> Mapping[str, Any]:
-    return obj.get("metadata") or {}
-
-
-def object_name(obj: JsonObject) -> str:
-    return str(_metadata(obj).get("name", ""))
-
-
-def object_uid(obj: JsonObject) -> str | None:
-    uid = _metadata(obj).get("uid")
-    return str(uid) if uid else None
-
-
-def annotations_of(obj: JsonObject) -> Mapping[str, str]:
-    return _metadata(obj).get("annotations") or {}
-
-
-def volume_name_for(claim: JsonObject) -> str:
-    """Deterministic, so a restart or a second instance can never create a second PV."""
-    return f"pvc-{_metadata(claim)['uid']}"
-
-
-def claim_key(claim: JsonObject) -> str:
-    metadata = _metadata(claim)
-    return f"{metadata.get('namespace')}/{metadata.get('name')}"
-
-
-def claim_class(claim: JsonObject) -> str:
-    spec = claim.get("spec") or {}
-    name = spec.get("storageClassName")
-    if name is None:
-        name = annotations_of(claim).get(ANN_BETA_STORAGE_CLASS, "")
-    return str(name or "")
-
-
-def is_claim_for(claim: JsonObject, provisioner_name: str) -> bool:
-    """Unbound, not being deleted, and the PV binder assigned it to this provisioner."""
-    if (claim.get("spec") or {}).get("volumeName"):
-        return False
-    if _metadata(claim).get("deletionTimestamp"):
-        return False
-    annotations = annotations_of(claim)
-    assigned = annotations.get(ANN_STORAGE_PROVISIONER) or annotations.get(
-        ANN_BETA_STORAGE_PROVISIONER
-    )
-    return assigned == provisioner_name
-
-
-def waits_for_consumer(claim: JsonObject, storage_class: JsonObject) -> bool:
-    return storage_class.get("volumeBindingMode") == WAIT_FOR_FIRST_CONSUMER and not annotations_of(
-        claim
-    ).get(ANN_SELECTED_NODE)
-
-
-def is_block_claim(claim: JsonObject) -> bool:
-    return (claim.get("spec") or {}).get("volumeMode") == "Block"
+from nfs_provisioner.objects import (
+    ANN_PROVISIONED_BY,
+    JsonObject,
+    is_being_deleted,
+    is_claim_for,
+    metadata_of,
+    provisioned_by,
+    spec_of,
+    status_of,
+)
 
 
 def should_delete_volume(volume: JsonObject, provisioner_name: str) -> bool:
-    if _metadata(volume).get("deletionTimestamp"):
+    if is_being_deleted(volume) or status_of(volume).get("phase") != "Released":
         return False
-    if (volume.get("status") or {}).get("phase") != "Released":
+    if spec_of(volume).get("persistentVolumeReclaimPolicy") != "Delete":
         return False
-    if (volume.get("spec") or {}).get("persistentVolumeReclaimPolicy") != "Delete":
-        return False
-    return annotations_of(volume).get(ANN_PROVISIONED_BY) == provisioner_name
+    return provisioned_by(volume) == provisioner_name
 
 
 def complete_volume(
@@ -88,14 +31,14 @@ def complete_volume(
 ) -> dict[str, Any]:
     """Add what every provisioned PV carries: its claim, its class, who provisioned it."""
     volume = dict(body)
-    metadata = dict(volume.get("metadata") or {})
+    metadata = dict(metadata_of(volume))
     metadata["annotations"] = {
         **(metadata.get("annotations") or {}),
         ANN_PROVISIONED_BY: provisioner_name,
     }
     volume["metadata"] = metadata
-    claim_metadata = _metadata(claim)
-    spec = dict(volume.get("spec") or {})
+    claim_metadata = metadata_of(claim)
+    spec = dict(spec_of(volume))
     spec["claimRef"] = {
         "kind": "PersistentVolumeClaim",
         "apiVersion": "v1",
@@ -132,9 +75,9 @@ def compact_claim(claim: JsonObject, provisioner_name: str) -> dict[str, Any]:
     ours carries the whole object again. Bound claims keep their size and status, which is
     all a resize needs: whether their volume is ours is the volume cache's to say.
     """
-    metadata = _metadata(claim)
+    metadata = metadata_of(claim)
     compact: dict[str, Any] = {"kind": "PersistentVolumeClaim", "apiVersion": "v1"}
-    spec = claim.get("spec") or {}
+    spec = spec_of(claim)
     if is_claim_for(claim, provisioner_name):
         compact["metadata"] = _pick(metadata, _CLAIM_METADATA)
         compact["spec"] = spec
@@ -143,7 +86,7 @@ def compact_claim(claim: JsonObject, provisioner_name: str) -> dict[str, Any]:
             metadata, ("name", "namespace", "uid", "resourceVersion", "deletionTimestamp")
         )
         compact["spec"] = _pick(spec, ("volumeName", "storageClassName", "resources"))
-        compact["status"] = claim.get("status") or {}
+        compact["status"] = status_of(claim)
     else:
         compact["metadata"] = _pick(metadata, ("name", "namespace", "uid", "resourceVersion"))
         compact["spec"] = {}
@@ -156,15 +99,15 @@ def compact_volume(volume: JsonObject, provisioner_name: str) -> dict[str, Any]:
     The name answers "does pvc-<uid> exist", which is all the claim side asks; the NFS source
     tells which directory the PV owns, so that no claim is given it.
     """
-    metadata = _metadata(volume)
+    metadata = metadata_of(volume)
     compact: dict[str, Any] = {"kind": "PersistentVolume", "apiVersion": "v1"}
-    if annotations_of(volume).get(ANN_PROVISIONED_BY) != provisioner_name:
+    if provisioned_by(volume) != provisioner_name:
         compact["metadata"] = _pick(metadata, ("name", "uid", "resourceVersion"))
-        nfs = (volume.get("spec") or {}).get("nfs")
+        nfs = spec_of(volume).get("nfs")
         if nfs:
             compact["spec"] = {"nfs": _pick(nfs, ("server", "path"))}
         return compact
     compact["metadata"] = _pick(metadata, _VOLUME_METADATA)
-    compact["spec"] = volume.get("spec") or {}
-    compact["status"] = {"phase": (volume.get("status") or {}).get("phase")}
+    compact["spec"] = spec_of(volume)
+    compact["status"] = {"phase": status_of(volume).get("phase")}
     return compact

@@ -9,21 +9,21 @@ from typing import Any
 import structlog
 
 from nfs_provisioner.controller import metrics
-from nfs_provisioner.controller.predicates import (
+from nfs_provisioner.controller.predicates import complete_volume
+from nfs_provisioner.controller.seam import Cluster
+from nfs_provisioner.controller.settings import ControllerSettings, RetryLaterError
+from nfs_provisioner.kube import NORMAL, WARNING, ApiError, JsonObject
+from nfs_provisioner.objects import (
     ANN_SELECTED_NODE,
     annotations_of,
     claim_class,
-    complete_volume,
     is_block_claim,
     is_claim_for,
     object_name,
     volume_name_for,
     waits_for_consumer,
 )
-from nfs_provisioner.controller.seam import Cluster
-from nfs_provisioner.controller.settings import ControllerSettings, RetryLaterError
-from nfs_provisioner.kube import NORMAL, WARNING, ApiError, JsonObject
-from nfs_provisioner.volumeplugin import BackendError, Provisioner, ProvisionRequest
+from nfs_provisioner.storage import BackendError, Provisioner, ProvisionRequest
 
 log = structlog.get_logger(__name__)
 

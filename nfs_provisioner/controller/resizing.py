@@ -10,7 +10,6 @@ status and clear the resize conditions.
 
 from __future__ import annotations
 
-import datetime
 import enum
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -18,8 +17,7 @@ from decimal import Decimal
 from typing import Any, Final
 
 from nfs_provisioner.controller.quantities import parse_quantity
-
-JsonObject = Mapping[str, Any]
+from nfs_provisioner.objects import JsonObject, api_time, metadata_of, spec_of
 
 CONTROLLER_RESIZE_IN_PROGRESS: Final = "ControllerResizeInProgress"
 RESIZING: Final = "Resizing"
@@ -61,7 +59,7 @@ def status_capacity(claim: JsonObject) -> str | None:
 
 
 def volume_capacity(volume: JsonObject) -> str | None:
-    value = ((volume.get("spec") or {}).get("capacity") or {}).get("storage")
+    value = (spec_of(volume).get("capacity") or {}).get("storage")
     return str(value) if value is not None else None
 
 
@@ -76,9 +74,9 @@ def _size(text: str | None) -> Decimal | None:
 
 def needs_resize(claim: JsonObject) -> bool:
     """A bound claim, not being deleted, that asks for more than its status records."""
-    if not (claim.get("spec") or {}).get("volumeName"):
+    if not spec_of(claim).get("volumeName"):
         return False
-    if (claim.get("metadata") or {}).get("deletionTimestamp"):
+    if metadata_of(claim).get("deletionTimestamp"):
         return False
     request, recorded = _size(storage_request(claim)), _size(status_capacity(claim))
     return request is not None and recorded is not None and request > recorded
@@ -114,10 +112,6 @@ def plan_resize(claim: JsonObject, volume: JsonObject) -> ResizePlan:
     return ResizePlan(ResizeAction.EXPAND, storage_request(claim))
 
 
-def _now() -> str:
-    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 def _other_conditions(claim: JsonObject) -> list[Any]:
     return [
         condition
@@ -128,7 +122,7 @@ def _other_conditions(claim: JsonObject) -> list[Any]:
 
 def _guarded(claim: JsonObject, status: dict[str, Any]) -> dict[str, Any]:
     # The resourceVersion makes the patch fail with a conflict if the claim changed meanwhile.
-    version = (claim.get("metadata") or {}).get("resourceVersion")
+    version = metadata_of(claim).get("resourceVersion")
     return {"metadata": {"resourceVersion": version}, "status": status}
 
 
@@ -136,7 +130,7 @@ def resize_started_patch(claim: JsonObject, size: str) -> dict[str, Any]:
     """Merge patch of the claim's status: an expansion to size is under way."""
     conditions = [
         *_other_conditions(claim),
-        {"type": RESIZING, "status": "True", "lastTransitionTime": _now()},
+        {"type": RESIZING, "status": "True", "lastTransitionTime": api_time()},
     ]
     return _guarded(
         claim,

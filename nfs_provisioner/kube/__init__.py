@@ -1,9 +1,10 @@
 """The API layer: the only code that talks to the Kubernetes API server."""
 
-from nfs_provisioner.kube.client import ApiClient, JsonObject, connect, load_configuration
+from nfs_provisioner.kube.client import ApiClient, connect, load_configuration
 from nfs_provisioner.kube.errors import ApiError, ConfigurationError
 from nfs_provisioner.kube.events import NORMAL, WARNING, EventRecorder
 from nfs_provisioner.kube.informer import Handlers, Informer, object_key
+from nfs_provisioner.objects import JsonDict, JsonObject
 
 __all__ = [
     "NORMAL",
@@ -14,6 +15,7 @@ __all__ = [
     "EventRecorder",
     "Handlers",
     "Informer",
+    "JsonDict",
     "JsonObject",
     "connect",
     "load_configuration",

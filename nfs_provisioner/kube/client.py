@@ -18,8 +18,8 @@ from kubernetes import config as k8s_config
 
 from nfs_provisioner.kube.errors import ApiError, ConfigurationError
 from nfs_provisioner.kube.ratelimit import TokenBucket
+from nfs_provisioner.objects import JsonDict, JsonObject
 
-JsonObject = dict[str, Any]
 _REQUEST_TIMEOUT = 30.0
 
 
@@ -79,7 +79,7 @@ class ApiClient:
         body: Any = None,
         content_type: str = "application/json",
         timeout: float = _REQUEST_TIMEOUT,
-    ) -> JsonObject:
+    ) -> JsonDict:
         self.limiter.acquire()
         data = None if body is None else json.dumps(body).encode()
         try:
@@ -97,19 +97,19 @@ class ApiClient:
             raise _api_error(response.status, payload)
         return json.loads(payload) if payload else {}
 
-    def get(self, path: str) -> JsonObject:
+    def get(self, path: str) -> JsonDict:
         return self.request("GET", path)
 
-    def create(self, path: str, body: JsonObject) -> JsonObject:
+    def create(self, path: str, body: JsonObject) -> JsonDict:
         return self.request("POST", path, body=body)
 
-    def replace(self, path: str, body: JsonObject) -> JsonObject:
+    def replace(self, path: str, body: JsonObject) -> JsonDict:
         return self.request("PUT", path, body=body)
 
-    def merge_patch(self, path: str, patch: JsonObject) -> JsonObject:
+    def merge_patch(self, path: str, patch: JsonObject) -> JsonDict:
         return self.request("PATCH", path, body=patch, content_type="application/merge-patch+json")
 
-    def delete(self, path: str, *, preconditions: JsonObject | None = None) -> JsonObject:
+    def delete(self, path: str, *, preconditions: JsonObject | None = None) -> JsonDict:
         body = None
         if preconditions:
             body = {"kind": "DeleteOptions", "apiVersion": "v1", "preconditions": preconditions}
@@ -118,7 +118,7 @@ class ApiClient:
     def list_paged(
         self,
         path: str,
-        consume: Callable[[list[JsonObject]], None],
+        consume: Callable[[list[JsonDict]], None],
         *,
         label_selector: str | None = None,
         field_selector: str | None = None,
@@ -150,9 +150,9 @@ class ApiClient:
         label_selector: str | None = None,
         field_selector: str | None = None,
         page_size: int = 500,
-    ) -> tuple[list[JsonObject], str]:
+    ) -> tuple[list[JsonDict], str]:
         """All items of a collection; returns (items, list resourceVersion)."""
-        items: list[JsonObject] = []
+        items: list[JsonDict] = []
         resource_version = self.list_paged(
             path,
             items.extend,
@@ -164,7 +164,7 @@ class ApiClient:
 
     def watch(
         self, path: str, *, resource_version: str, timeout_seconds: int
-    ) -> Iterator[JsonObject]:
+    ) -> Iterator[JsonDict]:
         """Stream watch events (dicts with ``type`` and ``object``) until the server ends it."""
         self.limiter.acquire()
         params = {

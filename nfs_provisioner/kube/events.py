@@ -7,7 +7,6 @@ of the first one instead of creating a new object, like client-go's recorder.
 
 from __future__ import annotations
 
-import datetime
 import queue
 import secrets
 import threading
@@ -17,8 +16,9 @@ from dataclasses import dataclass
 import structlog
 from prometheus_client import Counter
 
-from nfs_provisioner.kube.client import ApiClient, JsonObject
+from nfs_provisioner.kube.client import ApiClient
 from nfs_provisioner.kube.errors import ApiError
+from nfs_provisioner.objects import JsonObject, api_time
 
 log = structlog.get_logger(__name__)
 
@@ -43,10 +43,6 @@ class _Pending:
     event_type: str
     reason: str
     message: str
-
-
-def _now() -> str:
-    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def _reference(obj: JsonObject) -> JsonObject:
@@ -144,7 +140,7 @@ class EventRecorder:
             try:
                 self.api.merge_patch(
                     f"/api/v1/namespaces/{event_namespace}/events/{name}",
-                    {"count": count + 1, "lastTimestamp": _now()},
+                    {"count": count + 1, "lastTimestamp": api_time(micro=True)},
                 )
                 with self._seen_lock:
                     self._seen[key] = (event_namespace, name, count + 1, now)
@@ -153,7 +149,7 @@ class EventRecorder:
                 if not error.is_not_found:
                     raise
         name = f"{reference.get('name', 'object')}.{secrets.token_hex(8)}"
-        timestamp = _now()
+        timestamp = api_time(micro=True)
         self.api.create(
             f"/api/v1/namespaces/{namespace}/events",
             {

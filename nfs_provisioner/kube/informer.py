@@ -17,8 +17,9 @@ from typing import Any
 import structlog
 from prometheus_client import Counter, Gauge
 
-from nfs_provisioner.kube.client import ApiClient, JsonObject
+from nfs_provisioner.kube.client import ApiClient
 from nfs_provisioner.kube.errors import ApiError
+from nfs_provisioner.objects import JsonDict, JsonObject, metadata_of
 
 log = structlog.get_logger(__name__)
 
@@ -139,7 +140,7 @@ class Informer:
     def _relist(self) -> None:
         fresh: dict[str, JsonObject] = {}
 
-        def keep(page: list[JsonObject]) -> None:
+        def keep(page: list[JsonDict]) -> None:
             for item in page:
                 compact = self._transform(item)
                 fresh[object_key(compact)] = compact
@@ -178,7 +179,7 @@ class Informer:
             if kind == "ERROR":
                 status = int(obj.get("code") or 0)
                 raise ApiError(status, str(obj.get("reason", "")), str(obj.get("message", "")))
-            version = (obj.get("metadata") or {}).get("resourceVersion")
+            version = metadata_of(obj).get("resourceVersion")
             if version:
                 self._resource_version = str(version)
             if kind == "BOOKMARK":
@@ -219,7 +220,7 @@ class Informer:
 
 
 def _version(obj: JsonObject) -> Any:
-    return (obj.get("metadata") or {}).get("resourceVersion")
+    return metadata_of(obj).get("resourceVersion")
 
 
 def _safely(handler: Callable[..., None], *args: JsonObject) -> None:

@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
-from nfs_provisioner.kube.client import ApiClient, JsonObject, object_path
+from nfs_provisioner.kube.client import ApiClient, object_path
+from nfs_provisioner.objects import JsonDict, JsonObject
 
 CLAIMS = "/api/v1/persistentvolumeclaims"
 VOLUMES = "/api/v1/persistentvolumes"
 STORAGE_CLASSES = "/apis/storage.k8s.io/v1/storageclasses"
 
 
-def get_volume(api: ApiClient, name: str) -> JsonObject:
+def get_volume(api: ApiClient, name: str) -> JsonDict:
     return api.get(object_path(VOLUMES, name))
 
 
-def create_volume(api: ApiClient, volume: JsonObject) -> JsonObject:
+def create_volume(api: ApiClient, volume: JsonObject) -> JsonDict:
     return api.create(VOLUMES, volume)
 
 

@@ -18,7 +18,6 @@ from nfs_provisioner.nfs.params import (
     ClassOptions,
     DeletePolicy,
     deletion_policy,
-    parse_bool,
     parse_class_parameters,
 )
 from nfs_provisioner.nfs.patterns import (
@@ -32,7 +31,7 @@ from nfs_provisioner.nfs.volumes import (
     local_directory_for,
     normalize_export_path,
 )
-from nfs_provisioner.volumeplugin import BackendError, DeleteOutcome, ProvisionRequest
+from nfs_provisioner.storage import BackendError, DeleteOutcome, ProvisionRequest
 
 __all__ = [
     "ArchiveMarker",
@@ -57,7 +56,6 @@ __all__ = [
     "expand_path_pattern",
     "local_directory_for",
     "normalize_export_path",
-    "parse_bool",
     "parse_class_parameters",
     "parse_retention",
     "resolve_ownership",

@@ -24,7 +24,8 @@ from nfs_provisioner.nfs.params import (
 from nfs_provisioner.nfs.patterns import ARCHIVE_PREFIX, resolve_volume_directory
 from nfs_provisioner.nfs.retention import ArchiveMarker
 from nfs_provisioner.nfs.volumes import build_persistent_volume
-from nfs_provisioner.volumeplugin import (
+from nfs_provisioner.objects import metadata_of, object_name, spec_of
+from nfs_provisioner.storage import (
     BackendError,
     DeleteOutcome,
     ExpiredStorage,
@@ -67,11 +68,11 @@ class NFSBackend:
     def provision(self, request: ProvisionRequest) -> dict[str, Any]:
         """Create the claim's directory and return the PV body that points at it."""
         claim = request.claim
-        if (claim.get("spec") or {}).get("selector") is not None:
+        if spec_of(claim).get("selector") is not None:
             raise UnsupportedClaimError("claim Selector is not supported")
         options = parse_class_parameters(request.storage_class.get("parameters"))
         export = self.exports.select(options.server, options.share)
-        metadata = claim.get("metadata") or {}
+        metadata = metadata_of(claim)
         annotations = metadata.get("annotations") or {}
         ownership = resolve_ownership(
             options.ownership,
@@ -89,7 +90,7 @@ class NFSBackend:
         )
         location = self._location(export, directory)
         self._check_export_boundaries(export, location, directory)
-        class_name = str((request.storage_class.get("metadata") or {}).get("name") or "")
+        class_name = object_name(request.storage_class)
         share_group = class_name if options.allow_shared_directories else None
         # Built before the directory exists so that a claim we cannot serve leaves no trace.
         volume = build_persistent_volume(
@@ -123,10 +124,10 @@ class NFSBackend:
 
     def track_volume(self, pv: Mapping[str, Any]) -> None:
         """Record the directory any PV (of any provisioner) owns; see owners.DirectoryOwners."""
-        name = str((pv.get("metadata") or {}).get("name") or "")
+        name = object_name(pv)
         if not name:
             return
-        annotations = (pv.get("metadata") or {}).get("annotations") or {}
+        annotations = metadata_of(pv).get("annotations") or {}
         share_group = annotations.get(ANN_SHARED_DIRECTORY)
         self.owners.track(name, self._location_of(pv), share_group or None)
 
@@ -204,7 +205,7 @@ class NFSBackend:
 
     def _still_used(self, pv: Mapping[str, Any], export: Export, directory: PurePosixPath) -> bool:
         """True if other PVs use exactly this directory; refuses one that holds other volumes."""
-        name = str((pv.get("metadata") or {}).get("name") or "")
+        name = object_name(pv)
         location = self._location(export, directory)
         conflicts = self.owners.conflicts(location, ignore=name)
         holding = [conflict for conflict in conflicts if conflict.relation == "around"]
@@ -225,7 +226,7 @@ class NFSBackend:
         kept otherwise. Archiving it instead, as the class's delete rules would, leaves one more
         empty archive behind on every retry of a refused PV.
         """
-        name = str((pv.get("metadata") or {}).get("name") or "")
+        name = object_name(pv)
         export, directory = self.exports.locate(pv)
         self.owners.forget(name)
         root = self._roots[export]
@@ -260,7 +261,7 @@ class NFSBackend:
                 archived_at=datetime.now(UTC),
                 retention=None if options is None else options.archive_retention,
                 storage_class=_class_name(pv, storage_class),
-                volume=str((pv.get("metadata") or {}).get("name") or "") or None,
+                volume=object_name(pv) or None,
                 archive=archive,
                 inode=found[1],
                 source=str(directory),
@@ -355,7 +356,7 @@ def _conflict_message(
 
 def _class_name(pv: Mapping[str, Any], storage_class: Mapping[str, Any] | None) -> str | None:
     if storage_class is not None:
-        name = (storage_class.get("metadata") or {}).get("name")
+        name = metadata_of(storage_class).get("name")
     else:
-        name = (pv.get("spec") or {}).get("storageClassName")
+        name = spec_of(pv).get("storageClassName")
     return str(name) if name else None

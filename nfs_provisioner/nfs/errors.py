@@ -4,7 +4,7 @@ from collections.abc import Iterable
 from typing import Self
 
 from nfs_provisioner.nfs._paths import quote
-from nfs_provisioner.volumeplugin import BackendError
+from nfs_provisioner.storage import BackendError
 
 
 class InvalidParameterError(BackendError):

@@ -13,6 +13,7 @@ from typing import Any, Self
 from nfs_provisioner.nfs._paths import quote, split_components
 from nfs_provisioner.nfs.errors import InvalidParameterError, UnsafePathError
 from nfs_provisioner.nfs.volumes import local_directory_for, normalize_export_path
+from nfs_provisioner.objects import metadata_of, spec_of
 
 
 @dataclass(frozen=True)
@@ -100,8 +101,8 @@ class ExportSet:
         """
         if len(self.exports) == 1:
             return self.default, local_directory_for(pv, export_path=self.default.share)
-        name = (pv.get("metadata") or {}).get("name", "")
-        nfs = (pv.get("spec") or {}).get("nfs") or {}
+        name = metadata_of(pv).get("name", "")
+        nfs = spec_of(pv).get("nfs") or {}
         server, path = nfs.get("server"), nfs.get("path")
         if not isinstance(server, str) or not isinstance(path, str):
             raise UnsafePathError(

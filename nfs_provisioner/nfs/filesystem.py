@@ -22,7 +22,7 @@ from nfs_provisioner.nfs._paths import MAX_NAME_BYTES, quote, unsafe_name_reason
 from nfs_provisioner.nfs.errors import StorageError, UnsafePathError
 from nfs_provisioner.nfs.removal import remove_tree
 from nfs_provisioner.nfs.usage import measure_tree
-from nfs_provisioner.volumeplugin import Throttle, VolumeUsage
+from nfs_provisioner.storage import Throttle, VolumeUsage
 
 _OPEN_DIRECTORY: Final = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 # O_NONBLOCK: a FIFO planted where a file is expected must not hang the provisioner.

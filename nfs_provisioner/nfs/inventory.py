@@ -6,16 +6,15 @@ Read-only: nothing here changes the export. Pruning expired archives is the back
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import PurePosixPath
-from typing import Any, Final
+from typing import Any
 
 from nfs_provisioner.nfs import archives as registry
 from nfs_provisioner.nfs.backend import NFSBackend
 from nfs_provisioner.nfs.exports import Export
 from nfs_provisioner.nfs.patterns import ARCHIVE_PREFIX, SYSTEM_DIRECTORIES, TOOL_PREFIX
 from nfs_provisioner.nfs.retention import ArchiveMarker
-from nfs_provisioner.volumeplugin import BackendError
-
-ANN_PROVISIONED_BY: Final = "pv.kubernetes.io/provisioned-by"
+from nfs_provisioner.objects import ANN_PROVISIONED_BY
+from nfs_provisioner.storage import BackendError
 
 
 @dataclass(frozen=True)

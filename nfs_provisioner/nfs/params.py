@@ -24,18 +24,7 @@ from nfs_provisioner.nfs.ownership import (
 )
 from nfs_provisioner.nfs.retention import RETENTION_ACCEPTED, parse_retention
 from nfs_provisioner.nfs.volumes import normalize_export_path
-
-_TRUE_SPELLINGS: Final = frozenset({"1", "t", "T", "TRUE", "true", "True"})
-_FALSE_SPELLINGS: Final = frozenset({"0", "f", "F", "FALSE", "false", "False"})
-
-
-def parse_bool(value: str) -> bool:
-    """Parse a boolean exactly as Go's strconv.ParseBool does, so existing classes keep working."""
-    if value in _TRUE_SPELLINGS:
-        return True
-    if value in _FALSE_SPELLINGS:
-        return False
-    raise ValueError(f"invalid boolean {value!r}")
+from nfs_provisioner.values import GO_BOOL_ACCEPTED, parse_go_bool
 
 
 @dataclass(frozen=True)
@@ -115,22 +104,24 @@ class _Parameter:
     accepted: str
 
 
-_BOOL_ACCEPTED: Final = "true, false (also 1, 0, t, f, TRUE, FALSE, True, False)"
-
 # The one table of accepted parameters: a new parameter is a ClassOptions field plus one row here.
 # Messages list them in this order: the Go provisioner's first, then the ones it never had.
 _PARAMETERS: Final[Mapping[str, _Parameter]] = {
-    "archiveOnDelete": _Parameter("archive_on_delete", parse_bool, _BOOL_ACCEPTED),
+    "archiveOnDelete": _Parameter("archive_on_delete", parse_go_bool, GO_BOOL_ACCEPTED),
     "onDelete": _Parameter("on_delete", _parse_on_delete, "delete, retain"),
     "pathPattern": _Parameter("path_pattern", _parse_path_pattern, "any path pattern"),
     "uid": _Parameter("uid", parse_id, ID_ACCEPTED),
     "gid": _Parameter("gid", parse_id, ID_ACCEPTED),
     "mode": _Parameter("mode", parse_mode, MODE_ACCEPTED),
-    "allowClaimOwnership": _Parameter("allow_claim_ownership", parse_bool, _BOOL_ACCEPTED),
+    "allowClaimOwnership": _Parameter("allow_claim_ownership", parse_go_bool, GO_BOOL_ACCEPTED),
     CLAIM_UID_RANGE: _Parameter("claim_uid_range", parse_id_ranges, ID_RANGES_ACCEPTED),
     CLAIM_GID_RANGE: _Parameter("claim_gid_range", parse_id_ranges, ID_RANGES_ACCEPTED),
-    ALLOW_CLAIM_SPECIAL_MODES: _Parameter("allow_claim_special_modes", parse_bool, _BOOL_ACCEPTED),
-    "allowSharedDirectories": _Parameter("allow_shared_directories", parse_bool, _BOOL_ACCEPTED),
+    ALLOW_CLAIM_SPECIAL_MODES: _Parameter(
+        "allow_claim_special_modes", parse_go_bool, GO_BOOL_ACCEPTED
+    ),
+    "allowSharedDirectories": _Parameter(
+        "allow_shared_directories", parse_go_bool, GO_BOOL_ACCEPTED
+    ),
     "archiveRetention": _Parameter("archive_retention", parse_retention, RETENTION_ACCEPTED),
     "server": _Parameter("server", _parse_server, "the NFS server of a mounted export"),
     "share": _Parameter("share", _parse_share, "the absolute path of a mounted export"),

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
+from nfs_provisioner.objects import api_time
+
 # Far more than a marker needs; a bigger file is not one of ours and is not read whole.
 MARKER_MAX_BYTES: Final = 16384
 # A century: longer retentions are refused rather than overflowing a date.
@@ -74,7 +76,7 @@ class ArchiveMarker:
 def encode_marker(marker: ArchiveMarker) -> bytes:
     document = {
         "version": _FORMAT_VERSION,
-        "archivedAt": marker.archived_at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "archivedAt": api_time(marker.archived_at),
         "retentionSeconds": marker.retention,
         "storageClass": marker.storage_class,
         "persistentVolume": marker.volume,

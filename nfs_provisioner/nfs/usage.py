@@ -16,7 +16,7 @@ from collections.abc import Generator
 from typing import Final
 
 from nfs_provisioner.nfs._mounts import Place, place_of
-from nfs_provisioner.volumeplugin import Throttle, VolumeUsage
+from nfs_provisioner.storage import Throttle, VolumeUsage
 
 # O_NONBLOCK: a FIFO swapped in for a directory fails the open instead of blocking it.
 _OPEN_DIRECTORY: Final = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC

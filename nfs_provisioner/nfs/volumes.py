@@ -7,6 +7,7 @@ from typing import Any
 
 from nfs_provisioner.nfs._paths import quote, split_components, unsafe_reason
 from nfs_provisioner.nfs.errors import UnsafePathError, UnsupportedClaimError
+from nfs_provisioner.objects import metadata_of, spec_of
 
 
 def normalize_export_path(export_path: str) -> str:
@@ -60,8 +61,8 @@ def local_directory_for(pv: Mapping[str, Any], *, export_path: str) -> PurePosix
     ".." is refused, never resolved: resolving it lexically could turn a hand-edited PV into a
     path elsewhere on the export, and deletion must only touch what provisioning created.
     """
-    name = (pv.get("metadata") or {}).get("name", "")
-    nfs = (pv.get("spec") or {}).get("nfs") or {}
+    name = metadata_of(pv).get("name", "")
+    nfs = spec_of(pv).get("nfs") or {}
     path = nfs.get("path")
     export = normalize_export_path(export_path)
     if not isinstance(path, str):

@@ -13,8 +13,8 @@ from pathlib import Path
 import yaml
 from devcluster import ControlPlane
 
+from nfs_provisioner.commands.claims import default_class_names
 from nfs_provisioner.kube import ApiError
-from nfs_provisioner.operator.claims import default_class_names
 from tests.e2e.harness import Cluster, JsonObject, Provisioner, unique, wait_for
 
 MakeProvisioner = Callable[..., Provisioner]

@@ -7,9 +7,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from nfs_provisioner.controller.predicates import claim_key, object_name
 from nfs_provisioner.kube import ApiError, JsonObject
-from nfs_provisioner.volumeplugin import BackendError, DeleteOutcome, ProvisionRequest
+from nfs_provisioner.objects import claim_key, object_name
+from nfs_provisioner.storage import BackendError, DeleteOutcome, ProvisionRequest
 
 PROVISIONER = "example.com/nfs"
 

@@ -9,7 +9,7 @@ import pytest
 from nfs_provisioner.controller.deletion import VolumeReconciler
 from nfs_provisioner.controller.settings import ControllerSettings
 from nfs_provisioner.kube import ApiError
-from nfs_provisioner.volumeplugin import BackendError, DeleteOutcome
+from nfs_provisioner.storage import BackendError, DeleteOutcome
 from tests.unit.controller.fakes import (
     PROVISIONER,
     FakeBackend,

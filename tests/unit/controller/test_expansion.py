@@ -9,7 +9,7 @@ import pytest
 from nfs_provisioner.controller.expansion import ResizeReconciler
 from nfs_provisioner.controller.settings import ControllerSettings, RetryLaterError
 from nfs_provisioner.kube import ApiError
-from nfs_provisioner.volumeplugin import BackendError
+from nfs_provisioner.storage import BackendError
 from tests.unit.controller.fakes import (
     PROVISIONER,
     ExpandingBackend,

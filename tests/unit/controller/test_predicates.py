@@ -6,14 +6,8 @@ from typing import Any
 
 import pytest
 
-from nfs_provisioner.controller.predicates import (
-    claim_class,
-    complete_volume,
-    is_claim_for,
-    should_delete_volume,
-    volume_name_for,
-    waits_for_consumer,
-)
+from nfs_provisioner.controller.predicates import complete_volume, should_delete_volume
+from nfs_provisioner.objects import claim_class, is_claim_for, volume_name_for, waits_for_consumer
 
 NAME = "cluster.local/nfs"
 

@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 from prometheus_client import REGISTRY
 
-from nfs_provisioner.controller import usage
-from nfs_provisioner.controller.usage import EntryRate, ScanStoppedError, UsageReporter
-from nfs_provisioner.volumeplugin import BackendError, Throttle, VolumeUsage
+from nfs_provisioner.controller import usage_reports
+from nfs_provisioner.controller.usage_reports import EntryRate, ScanStoppedError, UsageReporter
+from nfs_provisioner.storage import BackendError, Throttle, VolumeUsage
 
 NAME = "cluster.local/nfs"
 
@@ -141,7 +141,7 @@ class RecordingStop(threading.Event):
 
 def test_entry_rate_waits_off_the_debt(monkeypatch: pytest.MonkeyPatch) -> None:
     clock = FakeClock()
-    monkeypatch.setattr(usage.time, "monotonic", clock)
+    monkeypatch.setattr(usage_reports.time, "monotonic", clock)
     stop = RecordingStop()
     rate = EntryRate(100, stop)
     rate(100)  # the bucket starts full: one second's worth passes at once
@@ -159,7 +159,7 @@ def test_entry_rate_waits_off_the_debt(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_entry_rate_ends_the_scan_when_stopping(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(usage.time, "monotonic", FakeClock())
+    monkeypatch.setattr(usage_reports.time, "monotonic", FakeClock())
     rate = EntryRate(10, RecordingStop(stopping=True))
     with pytest.raises(ScanStoppedError):
         rate(20)

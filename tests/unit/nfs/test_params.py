@@ -7,21 +7,21 @@ from nfs_provisioner.nfs import (
     DeletePolicy,
     InvalidParameterError,
     deletion_policy,
-    parse_bool,
     parse_class_parameters,
 )
+from nfs_provisioner.values import parse_go_bool
 
 BOOL_SPELLINGS = "true, false (also 1, 0, t, f, TRUE, FALSE, True, False)"
 
 
 @pytest.mark.parametrize("value", ["1", "t", "T", "TRUE", "true", "True"])
 def test_parse_bool_true_spellings(value: str) -> None:
-    assert parse_bool(value) is True
+    assert parse_go_bool(value) is True
 
 
 @pytest.mark.parametrize("value", ["0", "f", "F", "FALSE", "false", "False"])
 def test_parse_bool_false_spellings(value: str) -> None:
-    assert parse_bool(value) is False
+    assert parse_go_bool(value) is False
 
 
 @pytest.mark.parametrize(
@@ -29,7 +29,7 @@ def test_parse_bool_false_spellings(value: str) -> None:
 )
 def test_parse_bool_rejects_everything_else(value: str) -> None:
     with pytest.raises(ValueError):
-        parse_bool(value)
+        parse_go_bool(value)
 
 
 def test_no_parameters_is_the_default_class() -> None:

@@ -11,20 +11,22 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from nfs_provisioner.controller.predicates import (
+from nfs_provisioner.objects import (
+    ANN_BETA_DEFAULT_CLASS,
     ANN_BETA_STORAGE_CLASS,
     ANN_BETA_STORAGE_PROVISIONER,
+    ANN_DEFAULT_CLASS,
     ANN_SELECTED_NODE,
     ANN_STORAGE_PROVISIONER,
+    JsonObject,
     annotations_of,
     claim_class,
+    metadata_of,
+    spec_of,
+    status_of,
 )
 
-JsonObject = Mapping[str, Any]
-
 NO_PROVISIONER = "kubernetes.io/no-provisioner"
-ANN_DEFAULT_CLASS = "storageclass.kubernetes.io/is-default-class"
-ANN_BETA_DEFAULT_CLASS = "storageclass.beta.kubernetes.io/is-default-class"
 ANN_LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
 # Recorded in backup files only: the class the claim was being moved to.
 ANN_BACKUP_TARGET = "nfs-provisioner/adopt-storage-class"
@@ -88,10 +90,8 @@ def is_default_class(storage_class: JsonObject) -> bool:
 def default_class_names(classes: Mapping[str, JsonObject]) -> list[str]:
     """Default classes, newest first (ties by name): the first is the one Kubernetes uses."""
     defaults = [c for c in classes.values() if is_default_class(c)]
-    defaults.sort(key=lambda c: str((c.get("metadata") or {}).get("name", "")))
-    defaults.sort(
-        key=lambda c: str((c.get("metadata") or {}).get("creationTimestamp", "")), reverse=True
-    )
+    defaults.sort(key=lambda c: str(metadata_of(c).get("name", "")))
+    defaults.sort(key=lambda c: str(metadata_of(c).get("creationTimestamp", "")), reverse=True)
     return [str(c["metadata"]["name"]) for c in defaults]
 
 
@@ -113,14 +113,14 @@ def is_waiting(claim: JsonObject) -> bool:
     """Pending, unbound and not being deleted: the only claims adoption may touch."""
     metadata = claim.get("metadata") or {}
     return (
-        (claim.get("status") or {}).get("phase") == "Pending"
-        and not (claim.get("spec") or {}).get("volumeName")
+        status_of(claim).get("phase") == "Pending"
+        and not spec_of(claim).get("volumeName")
         and not metadata.get("deletionTimestamp")
     )
 
 
 def is_bound(claim: JsonObject) -> bool:
-    return (claim.get("status") or {}).get("phase") == "Bound"
+    return status_of(claim).get("phase") == "Bound"
 
 
 def users_of(claim: JsonObject, pods: Sequence[JsonObject]) -> list[JsonObject]:
@@ -131,7 +131,7 @@ def users_of(claim: JsonObject, pods: Sequence[JsonObject]) -> list[JsonObject]:
         pod_metadata = pod.get("metadata") or {}
         if pod_metadata.get("namespace") != metadata.get("namespace"):
             continue
-        for volume in (pod.get("spec") or {}).get("volumes") or []:
+        for volume in spec_of(pod).get("volumes") or []:
             source = volume.get("persistentVolumeClaim") or {}
             ephemeral = volume.get("ephemeral") is not None
             claim_name = (
@@ -199,7 +199,7 @@ def _blocker(claim: JsonObject, action: Action, users: Sequence[JsonObject]) -> 
     if spec.get("volumeMode") == "Block":
         return "volumeMode Block: NFS volumes are filesystems"
     scheduled = sorted(
-        str(pod["metadata"]["name"]) for pod in users if (pod.get("spec") or {}).get("nodeName")
+        str(pod["metadata"]["name"]) for pod in users if spec_of(pod).get("nodeName")
     )
     if action is Action.RECREATE and scheduled:
         # The pvc-protection finalizer keeps a claim that scheduled pods use: deletion
@@ -223,9 +223,7 @@ def claim_manifest(claim: JsonObject, target: str) -> dict[str, Any]:
         # Claims of ephemeral volumes and StatefulSets with a retention policy are owned.
         new_metadata["ownerReferences"] = copy.deepcopy(metadata["ownerReferences"])
     spec = {
-        key: copy.deepcopy(value)
-        for key, value in (claim.get("spec") or {}).items()
-        if key != "volumeName"
+        key: copy.deepcopy(value) for key, value in spec_of(claim).items() if key != "volumeName"
     }
     spec["storageClassName"] = target
     return {

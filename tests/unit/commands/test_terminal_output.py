@@ -9,14 +9,13 @@ from pathlib import PurePosixPath
 
 import pytest
 
-from nfs_provisioner import audit
+from nfs_provisioner.commands import adopt, audit, doctor
+from nfs_provisioner.commands.checks import CheckResult, Status
+from nfs_provisioner.commands.tables import printable, printable_lines, render
 from nfs_provisioner.nfs import Export
 from nfs_provisioner.nfs.inventory import Archive, OrphanDirectory, VolumeWithoutDirectory
 from nfs_provisioner.nfs.retention import ArchiveMarker
-from nfs_provisioner.operator import adopt, doctor
-from nfs_provisioner.operator.checks import CheckResult, Status
-from nfs_provisioner.operator.tables import printable, printable_lines, render
-from nfs_provisioner.volumeplugin import ExpiredStorage
+from nfs_provisioner.storage import ExpiredStorage
 
 # Clear the screen and home the cursor; a title change (OSC, ended by BEL); red text; a carriage
 # return that lets the rest overwrite the line; NUL, DEL and the 8-bit CSI; a right-to-left

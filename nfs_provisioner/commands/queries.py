@@ -37,7 +37,7 @@ def list_objects(
     field_selector: str | None = None,
 ) -> list[JsonObject]:
     items, _ = api.list_all(path, label_selector=label_selector, field_selector=field_selector)
-    return items
+    return list(items)
 
 
 def server_version(api: ApiClient) -> tuple[int, int] | None:

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 import yaml
 
-from nfs_provisioner.operator.backups import BackupError, read_backup, read_backups, write_backup
+from nfs_provisioner.commands.backups import BackupError, read_backup, read_backups, write_backup
 
 
 def _claim(**annotations: str) -> dict[str, Any]:

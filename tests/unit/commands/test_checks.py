@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from nfs_provisioner.operator.checks import (
+from nfs_provisioner.commands.checks import (
     CheckResult,
     Probe,
     Space,
@@ -28,7 +28,7 @@ from nfs_provisioner.operator.checks import (
     find_pending,
     is_from,
 )
-from nfs_provisioner.operator.mounts import Mount, parse_mountinfo
+from nfs_provisioner.commands.mounts import Mount, parse_mountinfo
 
 NAME = "cluster.local/nfs"
 NOW = datetime.datetime(2026, 1, 1, 12, 0, tzinfo=datetime.UTC)

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from nfs_provisioner.operator.claims import (
+from nfs_provisioner.commands.claims import (
     ANN_BACKUP_TARGET,
     Action,
     ClusterView,

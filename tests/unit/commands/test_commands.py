@@ -11,10 +11,10 @@ from typing import Any
 import pytest
 
 from nfs_provisioner.cli import build_parser
+from nfs_provisioner.commands import adopt, doctor
+from nfs_provisioner.commands.checks import CheckResult, Status
+from nfs_provisioner.commands.claims import ClusterView
 from nfs_provisioner.config import ConfigError
-from nfs_provisioner.operator import adopt, doctor
-from nfs_provisioner.operator.checks import CheckResult, Status
-from nfs_provisioner.operator.claims import ClusterView
 
 
 class _Terminal(io.StringIO):

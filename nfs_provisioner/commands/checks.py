@@ -14,23 +14,23 @@ from dataclasses import asdict, dataclass
 from enum import StrEnum
 from typing import Any
 
-from nfs_provisioner.controller.predicates import (
-    ANN_PROVISIONED_BY,
-    annotations_of,
-    claim_class,
-    waits_for_consumer,
-)
-from nfs_provisioner.operator.claims import (
-    ANN_BETA_DEFAULT_CLASS,
-    ANN_DEFAULT_CLASS,
+from nfs_provisioner.commands.claims import (
     NO_PROVISIONER,
     default_class_names,
     has_class,
     is_waiting,
 )
-from nfs_provisioner.operator.mounts import Mount, server_path
+from nfs_provisioner.commands.mounts import Mount, server_path
+from nfs_provisioner.objects import (
+    ANN_BETA_DEFAULT_CLASS,
+    ANN_DEFAULT_CLASS,
+    ANN_PROVISIONED_BY,
+    JsonObject,
+    annotations_of,
+    claim_class,
+    waits_for_consumer,
+)
 
-JsonObject = Mapping[str, Any]
 # A running provisioner acts on a new claim within seconds; two minutes leave room for a
 # restart or a leader hand-over before doctor blames it.
 PROVISIONER_GRACE = datetime.timedelta(minutes=2)

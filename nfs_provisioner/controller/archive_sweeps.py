@@ -8,7 +8,7 @@ import threading
 import structlog
 
 from nfs_provisioner.controller import metrics
-from nfs_provisioner.volumeplugin import BackendError, StorageSweeper
+from nfs_provisioner.storage import BackendError, StorageSweeper
 
 log = structlog.get_logger(__name__)
 

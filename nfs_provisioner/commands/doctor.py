@@ -19,9 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from nfs_provisioner import __version__
-from nfs_provisioner.config import ConfigError
-from nfs_provisioner.kube import ApiClient, ApiError, ConfigurationError, connect
-from nfs_provisioner.operator.checks import (
+from nfs_provisioner.commands.checks import (
     CheckResult,
     Probe,
     Space,
@@ -41,17 +39,19 @@ from nfs_provisioner.operator.checks import (
     find_pending,
     is_from,
 )
-from nfs_provisioner.operator.claims import assigns_default_retroactively
-from nfs_provisioner.operator.mounts import Mount, MountinfoError, mount_of, parse_mountinfo
-from nfs_provisioner.operator.options import add_knob_argument, knob_value
-from nfs_provisioner.operator.queries import (
+from nfs_provisioner.commands.claims import assigns_default_retroactively
+from nfs_provisioner.commands.mounts import Mount, MountinfoError, mount_of, parse_mountinfo
+from nfs_provisioner.commands.options import add_knob_argument, knob_value
+from nfs_provisioner.commands.queries import (
     STORAGE_CLASSES,
     VOLUMES,
     list_objects,
     namespaced,
     server_version,
 )
-from nfs_provisioner.operator.tables import printable
+from nfs_provisioner.commands.tables import printable
+from nfs_provisioner.config import ConfigError
+from nfs_provisioner.kube import ApiClient, ApiError, ConfigurationError, connect
 
 PROBE_PREFIX = ".nfs-provisioner-doctor-"
 # Any owner other than root: changing a file's owner needs CAP_CHOWN on the server's side,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from nfs_provisioner.operator.mounts import (
+from nfs_provisioner.commands.mounts import (
     MountinfoError,
     mount_of,
     parse_mountinfo,

@@ -7,7 +7,6 @@ to; ``adopt --restore`` re-creates a missing claim from it with that class.
 
 from __future__ import annotations
 
-import datetime
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -16,8 +15,8 @@ from typing import Any
 
 import yaml
 
-from nfs_provisioner.controller.predicates import claim_class
-from nfs_provisioner.operator.claims import ANN_BACKUP_TARGET
+from nfs_provisioner.commands.claims import ANN_BACKUP_TARGET
+from nfs_provisioner.objects import api_time, claim_class
 
 SUFFIX = ".yaml"
 
@@ -55,7 +54,7 @@ def write_backup(directory: Path, claim: Mapping[str, Any], target_class: str) -
         ANN_BACKUP_TARGET: target_class,
     }
     document = {**claim, "metadata": metadata}
-    now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    now = api_time()
     text = (
         f"# Written by nfs-provisioner adopt at {now} before moving this claim to "
         f"StorageClass {target_class}.\n"

@@ -17,11 +17,17 @@ from typing import Any
 import structlog
 
 from nfs_provisioner.controller import metrics
-from nfs_provisioner.controller.predicates import ANN_PROVISIONED_BY, annotations_of
 from nfs_provisioner.controller.quantities import format_bytes, parse_quantity
 from nfs_provisioner.controller.resizing import volume_capacity
 from nfs_provisioner.kube import WARNING, EventRecorder, Informer
-from nfs_provisioner.volumeplugin import BackendError, UsageMeter
+from nfs_provisioner.objects import (
+    ANN_PROVISIONED_BY,
+    annotations_of,
+    object_name,
+    spec_of,
+    status_of,
+)
+from nfs_provisioner.storage import BackendError, UsageMeter
 
 log = structlog.get_logger(__name__)
 # Seconds: the shortest wait of the rate limit.
@@ -80,13 +86,13 @@ def bound_volume(volume: Mapping[str, Any], provisioner_name: str) -> VolumeRef 
     """The volume as a VolumeRef if it is ours and Bound, else None."""
     if annotations_of(volume).get(ANN_PROVISIONED_BY) != provisioner_name:
         return None
-    if (volume.get("status") or {}).get("phase") != "Bound":
+    if status_of(volume).get("phase") != "Bound":
         return None
-    claim_ref = (volume.get("spec") or {}).get("claimRef") or {}
+    claim_ref = spec_of(volume).get("claimRef") or {}
     if not claim_ref.get("name"):
         return None
     return VolumeRef(
-        name=str((volume.get("metadata") or {}).get("name", "")),
+        name=object_name(volume),
         namespace=str(claim_ref.get("namespace", "")),
         claim=str(claim_ref["name"]),
         claim_uid=claim_ref.get("uid"),

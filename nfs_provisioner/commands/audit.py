@@ -16,6 +16,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from nfs_provisioner import __version__
+from nfs_provisioner.commands.options import add_knob_argument, knob_value
+from nfs_provisioner.commands.tables import printable, render
 from nfs_provisioner.config import ConfigError
 from nfs_provisioner.kube import ApiError, ConfigurationError, connect
 from nfs_provisioner.kube.resources import VOLUMES
@@ -29,9 +31,7 @@ from nfs_provisioner.nfs.inventory import (
     volumes_without_directory,
 )
 from nfs_provisioner.nfs.retention import format_duration
-from nfs_provisioner.operator.options import add_knob_argument, knob_value
-from nfs_provisioner.operator.tables import printable, render
-from nfs_provisioner.volumeplugin import ExpiredStorage
+from nfs_provisioner.storage import ExpiredStorage
 
 _REQUIRED = {
     "nfs_server": "NFS_SERVER",

@@ -21,12 +21,9 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from nfs_provisioner import __version__
-from nfs_provisioner.config import ConfigError, parse_duration
-from nfs_provisioner.controller.predicates import WAIT_FOR_FIRST_CONSUMER
-from nfs_provisioner.kube import ApiClient, ApiError, ConfigurationError, JsonObject, connect
-from nfs_provisioner.operator import tables
-from nfs_provisioner.operator.backups import Backup, BackupError, read_backups, write_backup
-from nfs_provisioner.operator.claims import (
+from nfs_provisioner.commands import tables
+from nfs_provisioner.commands.backups import Backup, BackupError, read_backups, write_backup
+from nfs_provisioner.commands.claims import (
     NO_PROVISIONER,
     Action,
     ClusterView,
@@ -40,14 +37,17 @@ from nfs_provisioner.operator.claims import (
     is_waiting,
     users_of,
 )
-from nfs_provisioner.operator.options import add_knob_argument, knob_value
-from nfs_provisioner.operator.queries import (
+from nfs_provisioner.commands.options import add_knob_argument, knob_value
+from nfs_provisioner.commands.queries import (
     STORAGE_CLASSES,
     claim_path,
     list_objects,
     namespaced,
     server_version,
 )
+from nfs_provisioner.config import ConfigError, parse_duration
+from nfs_provisioner.kube import ApiClient, ApiError, ConfigurationError, JsonObject, connect
+from nfs_provisioner.objects import WAIT_FOR_FIRST_CONSUMER, spec_of, status_of
 
 _POLL_INTERVAL = 0.5
 _PROGRESS_INTERVAL = 10.0
@@ -372,7 +372,7 @@ def _recheck(
         return None
     decision = decide(claim, view, target, options.from_classes, item.users)
     if decision is None or decision.action is not item.decision.action:
-        now = decision.action.value if decision else str((claim.get("status") or {}).get("phase"))
+        now = decision.action.value if decision else str(status_of(claim).get("phase"))
         item.result = f"left alone: it changed since the plan (now: {now})"
         return None
     return claim
@@ -685,8 +685,8 @@ def _result_table(items: Sequence[_Item]) -> str:
         if current is None:
             status, volume, storage_class = "missing", "-", "-"
         else:
-            status = str((current.get("status") or {}).get("phase", ""))
-            volume = str((current.get("spec") or {}).get("volumeName") or "-")
+            status = str(status_of(current).get("phase", ""))
+            volume = str(spec_of(current).get("volumeName") or "-")
             storage_class = class_label(current)
         rows.append((item.namespace, item.name, storage_class, status, volume, item.result))
     return tables.render(("NAMESPACE", "CLAIM", "CLASS", "STATUS", "VOLUME", "RESULT"), rows)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from nfs_provisioner.operator.tables import render
+from nfs_provisioner.commands.tables import render
 
 
 def test_columns_are_aligned_to_the_widest_cell_and_lines_not_padded() -> None:
