@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from nfs_provisioner.controller.usage import UsageReporter
+from nfs_provisioner.controller.usage_reports import UsageReporter
 from nfs_provisioner.nfs import NFSBackend
 
 SERVER = "nfs.benchmark"
