@@ -20,7 +20,7 @@ from nfs_provisioner.commands.options import add_knob_argument, knob_value
 from nfs_provisioner.commands.tables import printable, render
 from nfs_provisioner.config import ConfigError
 from nfs_provisioner.kube import ApiError, ConfigurationError, connect
-from nfs_provisioner.kube.resources import VOLUMES
+from nfs_provisioner.kube.paths import VOLUMES
 from nfs_provisioner.nfs import BackendError, Export, NFSBackend
 from nfs_provisioner.nfs.inventory import (
     Archive,

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import re
-from urllib.parse import quote
 
 from nfs_provisioner.kube import ApiClient, JsonObject
-from nfs_provisioner.kube.resources import STORAGE_CLASSES, VOLUMES
+from nfs_provisioner.kube.paths import STORAGE_CLASSES, VOLUMES, namespaced
+from nfs_provisioner.kube.paths import claim as claim_path
 
 __all__ = [
     "STORAGE_CLASSES",
@@ -16,17 +16,6 @@ __all__ = [
     "namespaced",
     "server_version",
 ]
-
-
-def namespaced(resource: str, namespace: str | None) -> str:
-    """The collection of a namespaced resource, cluster-wide when ``namespace`` is None."""
-    if namespace is None:
-        return f"/api/v1/{resource}"
-    return f"/api/v1/namespaces/{quote(namespace, safe='')}/{resource}"
-
-
-def claim_path(namespace: str, name: str) -> str:
-    return f"{namespaced('persistentvolumeclaims', namespace)}/{quote(name, safe='')}"
 
 
 def list_objects(

@@ -35,7 +35,7 @@ from nfs_provisioner.kube import (
     Handlers,
     Informer,
     JsonObject,
-    resources,
+    paths,
 )
 from nfs_provisioner.objects import (
     claim_class,
@@ -76,7 +76,7 @@ class ProvisionController:
         name = settings.provisioner_name
         self.claims = Informer(
             api,
-            resources.CLAIMS,
+            paths.CLAIMS,
             kind="PersistentVolumeClaim",
             resync_period=settings.resync_period,
             stop=stop,
@@ -84,14 +84,14 @@ class ProvisionController:
         )
         self.volumes = Informer(
             api,
-            resources.VOLUMES,
+            paths.VOLUMES,
             kind="PersistentVolume",
             resync_period=settings.resync_period,
             stop=stop,
             transform=lambda volume: compact_volume(volume, name),
         )
         self.classes = Informer(
-            api, resources.STORAGE_CLASSES, kind="StorageClass", resync_period=0, stop=stop
+            api, paths.STORAGE_CLASSES, kind="StorageClass", resync_period=0, stop=stop
         )
         self.claim_queue = WorkQueue(
             "claims", ItemBackoff(settings.retry_base_delay, settings.retry_max_delay)

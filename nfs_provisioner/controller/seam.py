@@ -10,7 +10,6 @@ from __future__ import annotations
 from typing import Protocol
 
 from nfs_provisioner.kube import ApiClient, EventRecorder, Informer, JsonObject, resources
-from nfs_provisioner.kube.updates import patch_claim_status, patch_volume
 
 
 class Cluster(Protocol):
@@ -76,10 +75,10 @@ class KubeCluster:
         resources.delete_volume(self.api, name, uid=uid)
 
     def patch_volume(self, name: str, patch: JsonObject) -> JsonObject:
-        return patch_volume(self.api, name, patch)
+        return resources.patch_volume(self.api, name, patch)
 
     def patch_claim_status(self, namespace: str, name: str, patch: JsonObject) -> JsonObject:
-        return patch_claim_status(self.api, namespace, name, patch)
+        return resources.patch_claim_status(self.api, namespace, name, patch)
 
     def record_event(
         self, involved: JsonObject, event_type: str, reason: str, message: str

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
-from urllib.parse import quote, urlencode
+from urllib.parse import urlencode
 
 import urllib3
 from kubernetes import client as k8s_client
@@ -205,10 +205,6 @@ def _api_error(status: int, payload: bytes) -> ApiError:
         return ApiError(status, str(decoded.get("reason", "")), str(decoded.get("message", "")))
     except (ValueError, AttributeError):
         return ApiError(status, "", payload[:500].decode(errors="replace"))
-
-
-def object_path(collection: str, name: str) -> str:
-    return f"{collection}/{quote(name, safe='')}"
 
 
 def connect(

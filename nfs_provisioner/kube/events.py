@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import structlog
 from prometheus_client import Counter
 
+from nfs_provisioner.kube import paths
 from nfs_provisioner.kube.client import ApiClient
 from nfs_provisioner.kube.errors import ApiError
 from nfs_provisioner.objects import JsonObject, api_time
@@ -139,7 +140,7 @@ class EventRecorder:
             event_namespace, name, count, _ = previous
             try:
                 self.api.merge_patch(
-                    f"/api/v1/namespaces/{event_namespace}/events/{name}",
+                    paths.event(event_namespace, name),
                     {"count": count + 1, "lastTimestamp": api_time(micro=True)},
                 )
                 with self._seen_lock:
@@ -151,7 +152,7 @@ class EventRecorder:
         name = f"{reference.get('name', 'object')}.{secrets.token_hex(8)}"
         timestamp = api_time(micro=True)
         self.api.create(
-            f"/api/v1/namespaces/{namespace}/events",
+            paths.events(namespace),
             {
                 "apiVersion": "v1",
                 "kind": "Event",

@@ -2,21 +2,18 @@
 
 from __future__ import annotations
 
-from nfs_provisioner.kube.client import ApiClient, object_path
+from nfs_provisioner.kube import paths
+from nfs_provisioner.kube.client import ApiClient
 from nfs_provisioner.objects import JsonDict, JsonObject
 
 
-def _collection(namespace: str) -> str:
-    return f"/apis/coordination.k8s.io/v1/namespaces/{namespace}/leases"
-
-
 def get_lease(api: ApiClient, namespace: str, name: str) -> JsonDict:
-    return api.get(object_path(_collection(namespace), name))
+    return api.get(paths.lease(namespace, name))
 
 
 def create_lease(api: ApiClient, namespace: str, name: str, spec: JsonObject) -> JsonDict:
     return api.create(
-        _collection(namespace),
+        paths.leases(namespace),
         {
             "apiVersion": "coordination.k8s.io/v1",
             "kind": "Lease",
@@ -29,4 +26,4 @@ def create_lease(api: ApiClient, namespace: str, name: str, spec: JsonObject) ->
 def update_lease(api: ApiClient, lease: JsonObject) -> JsonDict:
     """Replace with the lease's resourceVersion: a concurrent writer gets a 409 Conflict."""
     metadata = lease["metadata"]
-    return api.replace(object_path(_collection(metadata["namespace"]), metadata["name"]), lease)
+    return api.replace(paths.lease(metadata["namespace"], metadata["name"]), lease)

@@ -1,22 +1,28 @@
-"""Paths and calls for the resources the provisioner works on."""
+"""Calls on the resources the provisioner works on: volumes, and the status of claims."""
 
 from __future__ import annotations
 
-from nfs_provisioner.kube.client import ApiClient, object_path
+from nfs_provisioner.kube import paths
+from nfs_provisioner.kube.client import ApiClient
 from nfs_provisioner.objects import JsonDict, JsonObject
-
-CLAIMS = "/api/v1/persistentvolumeclaims"
-VOLUMES = "/api/v1/persistentvolumes"
-STORAGE_CLASSES = "/apis/storage.k8s.io/v1/storageclasses"
 
 
 def get_volume(api: ApiClient, name: str) -> JsonDict:
-    return api.get(object_path(VOLUMES, name))
+    return api.get(paths.volume(name))
 
 
 def create_volume(api: ApiClient, volume: JsonObject) -> JsonDict:
-    return api.create(VOLUMES, volume)
+    return api.create(paths.VOLUMES, volume)
 
 
 def delete_volume(api: ApiClient, name: str, uid: str | None = None) -> None:
-    api.delete(object_path(VOLUMES, name), preconditions={"uid": uid} if uid else None)
+    api.delete(paths.volume(name), preconditions={"uid": uid} if uid else None)
+
+
+def patch_volume(api: ApiClient, name: str, patch: JsonObject) -> JsonDict:
+    return api.merge_patch(paths.volume(name), patch)
+
+
+def patch_claim_status(api: ApiClient, namespace: str, name: str, patch: JsonObject) -> JsonDict:
+    """Merge-patch the status subresource, the only way to change a claim's status."""
+    return api.merge_patch(paths.claim_status(namespace, name), patch)
