@@ -76,7 +76,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if arguments.command == "run":
         try:
             settings = load_settings(arguments, os.environ)
-            configure_logging(settings.log_format, settings.log_level)
+            configure_logging(settings.serving.log_format, settings.serving.log_level)
             return run(settings)
         except ConfigError as error:
             print(f"nfs-provisioner: error: {error}", file=sys.stderr)

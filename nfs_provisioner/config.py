@@ -1,7 +1,11 @@
-"""Settings of ``nfs-provisioner run``: one frozen object, from flags, then env, then defaults.
+"""Settings of every command: one knob table, one resolver, one frozen object made of parts.
 
-The environment variables of the Go image keep their names and meaning, so a deployment
-written for it works unchanged; every knob also has a flag, and flags win.
+A knob is declared once: its flag, its environment variable, its parser and help here, its
+default on the field of the part it sets (``ExportSettings``, ``ApiSettings``,
+``ControllerSettings``, ``ElectionSettings``, ``ServingSettings``). ``run`` resolves them all;
+``audit``, ``doctor`` and ``adopt`` resolve the ones they share with it, the same way: the flag,
+else the environment variable, else the default. The environment variables of the Go image keep
+their names and meaning, so a deployment written for it works unchanged.
 """
 
 from __future__ import annotations
@@ -10,11 +14,14 @@ import argparse
 import re
 import socket
 import uuid
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
+from nfs_provisioner.controller.leaderelection import ElectionSettings
+from nfs_provisioner.controller.settings import ControllerSettings
+from nfs_provisioner.nfs import Export, NFSBackend
 from nfs_provisioner.values import parse_go_bool
 
 SERVICE_ACCOUNT_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
@@ -58,18 +65,7 @@ def _non_negative_float(value: str) -> float:
 EXTRA_EXPORTS_SYNTAX = "SERVER:/SHARE=/LOCAL/MOUNT, separated by commas"
 
 
-class ExportMount(NamedTuple):
-    """An NFS export (server and exported path) and where the provisioner has it mounted."""
-
-    server: str
-    share: str
-    mount_path: str
-
-    def __str__(self) -> str:
-        return f"{self.server}:{self.share}"
-
-
-def parse_extra_exports(value: str) -> tuple[ExportMount, ...]:
+def parse_extra_exports(value: str) -> tuple[Export, ...]:
     """Parse "nfs2:/data=/mnt/nfs2,nfs3:/srv/x=/mnt/nfs3"; spaces around entries are ignored."""
     exports = []
     for raw in value.split(","):
@@ -84,7 +80,7 @@ def parse_extra_exports(value: str) -> tuple[ExportMount, ...]:
             raise ValueError(f"{entry!r} is not of the form {EXTRA_EXPORTS_SYNTAX}")
         if not mount_path.startswith("/"):
             raise ValueError(f"{entry!r}: the local mount {mount_path!r} must be an absolute path")
-        exports.append(ExportMount(server, share, mount_path))
+        exports.append(Export.of(server, share, mount_path))
     return tuple(exports)
 
 
@@ -121,59 +117,125 @@ def _address(value: str) -> str:
 
 
 @dataclass(frozen=True)
+class ExportSettings:
+    """The default export (NFS_SERVER:NFS_PATH at mount_path) and any extra ones."""
+
+    nfs_server: str
+    nfs_path: str
+    mount_path: str = "/persistentvolumes"
+    extra_exports: tuple[Export, ...] = ()
+
+
+@dataclass(frozen=True)
+class ApiSettings:
+    # None: the in-cluster service account.
+    kubeconfig: str | None = None
+    qps: float = 0.0
+    burst: int = 400
+
+
+@dataclass(frozen=True)
+class ServingSettings:
+    metrics_address: str = "0.0.0.0:8080"
+    log_format: str = "auto"
+    log_level: str = "info"
+
+
+@dataclass(frozen=True)
+class Settings:
+    exports: ExportSettings
+    api: ApiSettings
+    controller: ControllerSettings
+    election: ElectionSettings
+    serving: ServingSettings
+    # This process in the Lease and in events: host name and a random suffix.
+    identity: str = field(default_factory=lambda: f"{socket.gethostname()}_{uuid.uuid4().hex[:12]}")
+
+    @property
+    def provisioner_name(self) -> str:
+        return self.controller.provisioner_name
+
+
+_PARTS: dict[str, type[Any]] = {
+    "exports": ExportSettings,
+    "api": ApiSettings,
+    "controller": ControllerSettings,
+    "election": ElectionSettings,
+    "serving": ServingSettings,
+}
+
+
+@dataclass(frozen=True)
 class Knob:
-    field: str
+    """One setting: where it lands (part.field), how it is spelled, how it is read."""
+
+    name: str
+    target: str
     flag: str
     env: str
-    default: Any
     parse: Callable[[str], Any]
     help: str
     metavar: str = "VALUE"
+
+    @property
+    def default(self) -> Any:
+        """The default declared on the target field; None when the setting is required."""
+        part, attribute = self.target.split(".")
+        declared = {f.name: f for f in fields(_PARTS[part])}[attribute]
+        if declared.default is not MISSING:
+            return declared.default
+        return None
+
+    @property
+    def required(self) -> bool:
+        part, attribute = self.target.split(".")
+        declared = {f.name: f for f in fields(_PARTS[part])}[attribute]
+        return declared.default is MISSING and declared.default_factory is MISSING
 
 
 # The order here is the order of --help.
 KNOBS: tuple[Knob, ...] = (
     Knob(
         "nfs_server",
+        "exports.nfs_server",
         "--nfs-server",
         "NFS_SERVER",
-        None,
         str,
-        "NFS server name or IP written into every PV (required)",
+        "NFS server name or IP written into every PV",
         "HOST",
     ),
     Knob(
         "nfs_path",
+        "exports.nfs_path",
         "--nfs-path",
         "NFS_PATH",
-        None,
         _absolute_path,
-        "path of the export on the NFS server; base of every PV's nfs.path (required)",
+        "path of the export on the NFS server; base of every PV's nfs.path",
         "PATH",
     ),
     Knob(
         "provisioner_name",
+        "controller.provisioner_name",
         "--provisioner-name",
         "PROVISIONER_NAME",
-        None,
         str,
-        "provisioner name that StorageClasses use (required)",
+        "provisioner name that StorageClasses use",
         "NAME",
     ),
     Knob(
         "mount_path",
+        "exports.mount_path",
         "--mount-path",
         "NFS_MOUNT_PATH",
-        "/persistentvolumes",
         _absolute_path,
         "where the export is mounted inside the provisioner",
         "PATH",
     ),
     Knob(
         "extra_exports",
+        "exports.extra_exports",
         "--extra-exports",
         "NFS_PROVISIONER_EXTRA_EXPORTS",
-        (),
         parse_extra_exports,
         "more NFS exports this provisioner serves, each mounted locally: "
         f"{EXTRA_EXPORTS_SYNTAX}; StorageClass parameters server and share select one",
@@ -181,81 +243,81 @@ KNOBS: tuple[Knob, ...] = (
     ),
     Knob(
         "kubeconfig",
+        "api.kubeconfig",
         "--kubeconfig",
         "KUBECONFIG",
-        None,
         str,
         "kubeconfig file; unset: in-cluster service account",
         "FILE",
     ),
     Knob(
         "leader_election",
+        "election.enabled",
         "--enable-leader-election",
         "ENABLE_LEADER_ELECTION",
-        True,
         parse_go_bool,
         "elect one active instance through a Lease (Go ParseBool spellings)",
         "BOOL",
     ),
     Knob(
         "pod_namespace",
+        "election.namespace",
         "--pod-namespace",
         "POD_NAMESPACE",
-        None,
         str,
         "namespace of the leader-election Lease; unset: the service account's, else default",
         "NAMESPACE",
     ),
     Knob(
         "leader_election_id",
+        "election.lease_name",
         "--leader-election-id",
         "NFS_PROVISIONER_LEADER_ELECTION_ID",
-        None,
         str,
         "name of the Lease; unset: the provisioner name with '/' replaced by '-'",
         "NAME",
     ),
     Knob(
         "lease_duration",
+        "election.lease_duration",
         "--leader-election-lease-duration",
         "NFS_PROVISIONER_LEASE_DURATION",
-        15.0,
         parse_duration,
         "how long a standby waits before taking over an unrenewed lease",
         "DURATION",
     ),
     Knob(
         "renew_deadline",
+        "election.renew_deadline",
         "--leader-election-renew-deadline",
         "NFS_PROVISIONER_RENEW_DEADLINE",
-        10.0,
         parse_duration,
         "the leader stops all work if it cannot renew for this long",
         "DURATION",
     ),
     Knob(
         "retry_period",
+        "election.retry_period",
         "--leader-election-retry-period",
         "NFS_PROVISIONER_RETRY_PERIOD",
-        2.0,
         parse_duration,
         "interval between lease acquire/renew attempts",
         "DURATION",
     ),
     Knob(
         "workers",
+        "controller.workers",
         "--workers",
         "NFS_PROVISIONER_WORKERS",
-        16,
         _positive_int,
         "concurrent claim workers (and as many volume workers)",
         "N",
     ),
     Knob(
         "kube_api_qps",
+        "api.qps",
         "--kube-api-qps",
         "NFS_PROVISIONER_KUBE_API_QPS",
-        0.0,
         _non_negative_float,
         "client-side limit of API requests per second; 0: none, the API server's priority "
         "and fairness protects it and its 429 answers are retried",
@@ -263,141 +325,199 @@ KNOBS: tuple[Knob, ...] = (
     ),
     Knob(
         "kube_api_burst",
+        "api.burst",
         "--kube-api-burst",
         "NFS_PROVISIONER_KUBE_API_BURST",
-        400,
         _positive_int,
         "requests allowed above the QPS limit in a burst",
         "N",
     ),
     Knob(
         "resync_period",
+        "controller.resync_period",
         "--resync-period",
         "NFS_PROVISIONER_RESYNC_PERIOD",
-        900.0,
         parse_duration,
         "re-examine every cached claim and volume this often",
         "DURATION",
     ),
     Knob(
         "retry_base_delay",
+        "controller.retry_base_delay",
         "--retry-base-delay",
         "NFS_PROVISIONER_RETRY_BASE_DELAY",
-        15.0,
         parse_duration,
         "first retry delay after a failure; doubles per failure",
         "DURATION",
     ),
     Knob(
         "retry_max_delay",
+        "controller.retry_max_delay",
         "--retry-max-delay",
         "NFS_PROVISIONER_RETRY_MAX_DELAY",
-        1000.0,
         parse_duration,
         "cap of the retry delay; failing items keep retrying at this pace",
         "DURATION",
     ),
     Knob(
         "usage_scan_interval",
+        "controller.usage_scan_interval",
         "--usage-scan-interval",
         "NFS_PROVISIONER_USAGE_SCAN_INTERVAL",
-        600.0,
         parse_duration,
         "how often the leader measures the used bytes and inodes of every bound volume (0: never)",
         "DURATION",
     ),
     Knob(
         "usage_scan_rate",
+        "controller.usage_scan_rate",
         "--usage-scan-rate",
         "NFS_PROVISIONER_USAGE_SCAN_RATE",
-        2000.0,
         _positive_float,
         "directory entries the usage scan examines per second, at most",
         "N",
     ),
     Knob(
         "archive_sweep_interval",
+        "controller.archive_sweep_interval",
         "--archive-sweep-interval",
         "NFS_PROVISIONER_ARCHIVE_SWEEP_INTERVAL",
-        3600.0,
         parse_duration,
         "how often the leader removes archives whose archiveRetention has passed (0: never)",
         "DURATION",
     ),
     Knob(
         "metrics_address",
+        "serving.metrics_address",
         "--metrics-address",
         "NFS_PROVISIONER_METRICS_ADDRESS",
-        "0.0.0.0:8080",
         _address,
         "serves /metrics, /healthz and /readyz",
         "HOST:PORT",
     ),
     Knob(
         "log_format",
+        "serving.log_format",
         "--log-format",
         "NFS_PROVISIONER_LOG_FORMAT",
-        "auto",
         _log_format,
         "json, console, or auto (console when stderr is a terminal)",
         "FORMAT",
     ),
     Knob(
         "log_level",
+        "serving.log_level",
         "--log-level",
         "NFS_PROVISIONER_LOG_LEVEL",
-        "info",
         _log_level,
         "debug, info, warning or error",
         "LEVEL",
     ),
 )
-_REQUIRED = ("nfs_server", "nfs_path", "provisioner_name")
+_BY_NAME: dict[str, Knob] = {knob.name: knob for knob in KNOBS}
 
 
-@dataclass(frozen=True)
-class Settings:
-    nfs_server: str
-    nfs_path: str
-    provisioner_name: str
-    mount_path: str
-    extra_exports: tuple[ExportMount, ...]
-    kubeconfig: str | None
-    leader_election: bool
-    pod_namespace: str
-    leader_election_id: str
-    lease_duration: float
-    renew_deadline: float
-    retry_period: float
-    workers: int
-    kube_api_qps: float
-    kube_api_burst: int
-    resync_period: float
-    retry_base_delay: float
-    retry_max_delay: float
-    usage_scan_interval: float
-    usage_scan_rate: float
-    archive_sweep_interval: float
-    metrics_address: str
-    log_format: str
-    log_level: str
-    identity: str
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    for knob in KNOBS:
-        default = "required" if knob.field in _REQUIRED else knob.default
-        if isinstance(default, float) and knob.parse is parse_duration:
-            default = f"{default:g}s"
-        elif default == ():
-            default = "none"
+def add_arguments(
+    parser: argparse.ArgumentParser,
+    names: Iterable[str] | None = None,
+    *,
+    help_texts: Mapping[str, str] | None = None,
+) -> None:
+    """Add the flags of these knobs (all by default), each with its env var and default."""
+    for name in names if names is not None else _BY_NAME:
+        knob = _BY_NAME[name]
+        text = (help_texts or {}).get(name, knob.help)
+        default = "required" if knob.required else _show_default(knob)
         parser.add_argument(
             knob.flag,
-            dest=knob.field,
+            dest=knob.name,
             metavar=knob.metavar,
             default=None,
-            help=f"{knob.help} [env {knob.env}; default: {default}]",
+            help=f"{text} [env {knob.env}; default: {default}]",
         )
+
+
+def _show_default(knob: Knob) -> str:
+    default = knob.default
+    if isinstance(default, float) and knob.parse is parse_duration:
+        return f"{default:g}s"
+    if default in ((), None, ""):
+        return "none"
+    return str(default)
+
+
+def resolve(
+    arguments: argparse.Namespace, env: Mapping[str, str], names: Iterable[str]
+) -> dict[str, Any]:
+    """The value of each knob: its flag, else its env var, else its default (None if required).
+
+    ConfigError names the flag or variable of the first malformed value.
+    """
+    values: dict[str, Any] = {}
+    for name in names:
+        knob = _BY_NAME[name]
+        raw = getattr(arguments, knob.name, None)
+        source = knob.flag
+        if raw is None and env.get(knob.env, "") != "":
+            raw, source = env[knob.env], knob.env
+        if raw is None:
+            values[name] = knob.default
+            continue
+        try:
+            values[name] = knob.parse(raw)
+        except ValueError as error:
+            raise ConfigError(f"invalid {source} value {raw!r}: {error}") from None
+    return values
+
+
+def require(values: Mapping[str, Any], names: Iterable[str]) -> None:
+    """ConfigError for the first of names that has no value."""
+    for name in names:
+        if values.get(name) is None:
+            knob = _BY_NAME[name]
+            raise ConfigError(f"{knob.env} (or {knob.flag}) is required: {knob.help}")
+
+
+def load_settings(arguments: argparse.Namespace, env: Mapping[str, str]) -> Settings:
+    """Every setting of ``run``."""
+    values = resolve(arguments, env, _BY_NAME)
+    require(values, [knob.name for knob in KNOBS if knob.required])
+    parts: dict[str, dict[str, Any]] = {part: {} for part in _PARTS}
+    for knob in KNOBS:
+        part, attribute = knob.target.split(".")
+        parts[part][attribute] = values[knob.name]
+    election = parts["election"]
+    if election["renew_deadline"] >= election["lease_duration"]:
+        raise ConfigError(
+            "the leader-election renew deadline must be shorter than the lease duration"
+        )
+    election["namespace"] = election["namespace"] or _default_namespace()
+    election["lease_name"] = election["lease_name"] or values["provisioner_name"].replace("/", "-")
+    return Settings(**{part: _PARTS[part](**kwargs) for part, kwargs in parts.items()})
+
+
+def export_settings(values: Mapping[str, Any]) -> ExportSettings:
+    """The export part from resolved knob values (the commands resolve only what they need)."""
+    require(values, ("nfs_server", "nfs_path"))
+    return ExportSettings(
+        nfs_server=values["nfs_server"],
+        nfs_path=values["nfs_path"],
+        mount_path=values.get("mount_path") or _BY_NAME["mount_path"].default,
+        extra_exports=values.get("extra_exports") or (),
+    )
+
+
+def build_backend(exports: ExportSettings) -> NFSBackend:
+    """The NFS backend of these exports; ConfigError if they cannot be served together."""
+    try:
+        return NFSBackend(
+            server=exports.nfs_server,
+            export_path=exports.nfs_path,
+            mount_path=exports.mount_path,
+            extra_exports=exports.extra_exports,
+        )
+    except ValueError as error:
+        raise ConfigError(f"invalid NFS_PROVISIONER_EXTRA_EXPORTS: {error}") from None
 
 
 def _default_namespace() -> str:
@@ -405,31 +525,3 @@ def _default_namespace() -> str:
         return SERVICE_ACCOUNT_NAMESPACE.read_text().strip() or "default"
     except OSError:
         return "default"
-
-
-def load_settings(arguments: argparse.Namespace, env: Mapping[str, str]) -> Settings:
-    values: dict[str, Any] = {}
-    for knob in KNOBS:
-        raw = getattr(arguments, knob.field, None)
-        source = knob.flag
-        if raw is None and env.get(knob.env, "") != "":
-            raw, source = env[knob.env], knob.env
-        if raw is None:
-            if knob.field in _REQUIRED:
-                raise ConfigError(f"{knob.env} (or {knob.flag}) is required: {knob.help}")
-            values[knob.field] = knob.default
-            continue
-        try:
-            values[knob.field] = knob.parse(raw)
-        except ValueError as error:
-            raise ConfigError(f"invalid {source} value {raw!r}: {error}") from None
-    if values["renew_deadline"] >= values["lease_duration"]:
-        raise ConfigError(
-            "the leader-election renew deadline must be shorter than the lease duration"
-        )
-    values["pod_namespace"] = values["pod_namespace"] or _default_namespace()
-    values["leader_election_id"] = values["leader_election_id"] or values[
-        "provisioner_name"
-    ].replace("/", "-")
-    values["identity"] = f"{socket.gethostname()}_{uuid.uuid4().hex[:12]}"
-    return Settings(**values)

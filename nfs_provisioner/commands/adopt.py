@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
-from nfs_provisioner import __version__
+from nfs_provisioner import __version__, config
 from nfs_provisioner.commands import tables
 from nfs_provisioner.commands.backups import Backup, BackupError, read_backups, write_backup
 from nfs_provisioner.commands.claims import (
@@ -37,7 +37,6 @@ from nfs_provisioner.commands.claims import (
     is_waiting,
     users_of,
 )
-from nfs_provisioner.commands.options import add_knob_argument, knob_value
 from nfs_provisioner.commands.queries import (
     STORAGE_CLASSES,
     claim_path,
@@ -114,7 +113,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default="5m",
         help="longest wait for a deleted claim to go and for the claims to be Bound (default: 5m)",
     )
-    add_knob_argument(parser, "kubeconfig", "kubeconfig file; unset: in-cluster service account")
+    config.add_arguments(parser, ["kubeconfig"])
 
 
 @dataclass(frozen=True)
@@ -157,7 +156,7 @@ def load_options(arguments: argparse.Namespace, env: Mapping[str, str]) -> Optio
     elif arguments.namespace is None and not arguments.all_namespaces:
         raise ConfigError("choose the claims: --namespace NS or --all-namespaces")
     return Options(
-        kubeconfig=knob_value(arguments, env, "kubeconfig"),
+        kubeconfig=config.resolve(arguments, env, ["kubeconfig"])["kubeconfig"],
         storage_class=arguments.storage_class,
         namespace=arguments.namespace,
         selector=arguments.selector,

@@ -15,13 +15,12 @@ import sys
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from nfs_provisioner import __version__
-from nfs_provisioner.commands.options import add_knob_argument, knob_value
+from nfs_provisioner import __version__, config
 from nfs_provisioner.commands.tables import printable, render
 from nfs_provisioner.config import ConfigError
 from nfs_provisioner.kube import ApiError, ConfigurationError, connect
 from nfs_provisioner.kube.paths import VOLUMES
-from nfs_provisioner.nfs import BackendError, Export, NFSBackend
+from nfs_provisioner.nfs import BackendError, NFSBackend
 from nfs_provisioner.nfs.inventory import (
     Archive,
     OrphanDirectory,
@@ -33,26 +32,22 @@ from nfs_provisioner.nfs.inventory import (
 from nfs_provisioner.nfs.retention import format_duration
 from nfs_provisioner.storage import ExpiredStorage
 
-_REQUIRED = {
-    "nfs_server": "NFS_SERVER",
-    "nfs_path": "NFS_PATH",
-    "provisioner_name": "PROVISIONER_NAME",
-}
+_KNOBS = (
+    "nfs_server",
+    "nfs_path",
+    "mount_path",
+    "extra_exports",
+    "provisioner_name",
+    "kubeconfig",
+)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    add_knob_argument(parser, "nfs_server", "NFS server of the default export")
-    add_knob_argument(parser, "nfs_path", "path of the default export on the NFS server")
-    add_knob_argument(parser, "mount_path", "where the default export is mounted")
-    parser.add_argument(
-        "--extra-exports",
-        dest="extra_exports",
-        metavar="EXPORTS",
-        help="more exports, as for `run`: SERVER:/SHARE=/LOCAL/MOUNT,... "
-        "[env NFS_PROVISIONER_EXTRA_EXPORTS]",
+    config.add_arguments(
+        parser,
+        _KNOBS,
+        help_texts={"provisioner_name": "provisioner name whose volumes are checked"},
     )
-    add_knob_argument(parser, "provisioner_name", "provisioner name whose volumes are checked")
-    add_knob_argument(parser, "kubeconfig", "kubeconfig file; unset: in-cluster service account")
     parser.add_argument(
         "--prune",
         action="store_true",
@@ -99,25 +94,9 @@ def main(arguments: argparse.Namespace, env: Mapping[str, str]) -> int:
 def _setup(
     arguments: argparse.Namespace, env: Mapping[str, str]
 ) -> tuple[NFSBackend, str, str | None]:
-    values = {
-        field: knob_value(arguments, env, field)
-        for field in (*_REQUIRED, "mount_path", "extra_exports", "kubeconfig")
-    }
-    for field, variable in _REQUIRED.items():
-        if values[field] is None:
-            raise ConfigError(f"{variable} is required: pass it as for `run`, or run in the pod")
-    try:
-        backend = NFSBackend(
-            server=values["nfs_server"],
-            export_path=values["nfs_path"],
-            mount_path=values["mount_path"],
-            extra_exports=[
-                Export.of(extra.server, extra.share, extra.mount_path)
-                for extra in values["extra_exports"]
-            ],
-        )
-    except ValueError as error:
-        raise ConfigError(str(error)) from None
+    values = config.resolve(arguments, env, _KNOBS)
+    config.require(values, ["provisioner_name"])
+    backend = config.build_backend(config.export_settings(values))
     return backend, values["provisioner_name"], values["kubeconfig"]
 
 

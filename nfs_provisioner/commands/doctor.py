@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from nfs_provisioner import __version__
+from nfs_provisioner import __version__, config
 from nfs_provisioner.commands.checks import (
     CheckResult,
     Probe,
@@ -41,7 +41,6 @@ from nfs_provisioner.commands.checks import (
 )
 from nfs_provisioner.commands.claims import assigns_default_retroactively
 from nfs_provisioner.commands.mounts import Mount, MountinfoError, mount_of, parse_mountinfo
-from nfs_provisioner.commands.options import add_knob_argument, knob_value
 from nfs_provisioner.commands.queries import (
     STORAGE_CLASSES,
     VOLUMES,
@@ -61,7 +60,7 @@ _NAME_WIDTH = 15
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    add_knob_argument(parser, "mount_path", "where the export is mounted")
+    config.add_arguments(parser, ["mount_path"])
     parser.add_argument(
         "--mountinfo",
         metavar="FILE",
@@ -69,8 +68,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=Path("/proc/self/mountinfo"),
         help="mount table that tells what is mounted there (default: /proc/self/mountinfo)",
     )
-    add_knob_argument(parser, "nfs_path", "path of the export on the NFS server")
-    add_knob_argument(parser, "provisioner_name", "provisioner name that StorageClasses use")
+    config.add_arguments(parser, ["nfs_path", "provisioner_name"])
     parser.add_argument(
         "--storage-class",
         metavar="NAME",
@@ -82,7 +80,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="NS",
         help="only look at claims in this namespace (default: all namespaces)",
     )
-    add_knob_argument(parser, "kubeconfig", "kubeconfig file; unset: in-cluster service account")
+    config.add_arguments(parser, ["kubeconfig"])
     parser.add_argument(
         "-o",
         "--output",
@@ -118,7 +116,7 @@ def _settings(
     errors = []
     for field in ("mount_path", "nfs_path", "provisioner_name", "kubeconfig"):
         try:
-            values[field] = knob_value(arguments, env, field)
+            values[field] = config.resolve(arguments, env, [field])[field]
         except ConfigError as error:
             values[field] = None
             errors.append(str(error))

@@ -22,10 +22,12 @@ log = structlog.get_logger(__name__)
 
 
 @dataclass(frozen=True)
-class LeaseSettings:
-    namespace: str
-    name: str
-    identity: str
+class ElectionSettings:
+    enabled: bool = True
+    # Empty: settings fill in the service account's namespace (else "default").
+    namespace: str = ""
+    # Empty: settings fill in the provisioner name with "/" replaced by "-".
+    lease_name: str = ""
     lease_duration: float = 15.0
     renew_deadline: float = 10.0
     retry_period: float = 2.0
@@ -35,13 +37,15 @@ class LeaderElector:
     def __init__(
         self,
         api: ApiClient,
-        settings: LeaseSettings,
+        settings: ElectionSettings,
         *,
+        identity: str,
         on_started_leading: Callable[[], None],
         on_stopped_leading: Callable[[], None],
     ) -> None:
         self.api = api
         self.settings = settings
+        self.identity = identity
         self._on_started = on_started_leading
         self._on_stopped = on_stopped_leading
         self._observed_record: Any = None
@@ -53,7 +57,9 @@ class LeaderElector:
         """Acquire, then renew until the lease is lost or ``stop`` is set (then release)."""
         s = self.settings
         log.info(
-            "waiting for the leader lease", lease=f"{s.namespace}/{s.name}", identity=s.identity
+            "waiting for the leader lease",
+            lease=f"{s.namespace}/{s.lease_name}",
+            identity=self.identity,
         )
         while not stop.is_set():
             if self._try_acquire_or_renew():
@@ -62,7 +68,7 @@ class LeaderElector:
         if stop.is_set():
             return
         self.is_leader = True
-        log.info("became leader", lease=f"{s.namespace}/{s.name}", identity=s.identity)
+        log.info("became leader", lease=f"{s.namespace}/{s.lease_name}", identity=self.identity)
         self._on_started()
         last_renew = time.monotonic()
         while not stop.wait(s.retry_period):
@@ -70,7 +76,7 @@ class LeaderElector:
                 last_renew = time.monotonic()
             elif time.monotonic() - last_renew > s.renew_deadline:
                 self.is_leader = False
-                log.error("lost the leader lease", lease=f"{s.namespace}/{s.name}")
+                log.error("lost the leader lease", lease=f"{s.namespace}/{s.lease_name}")
                 self._on_stopped()
                 return
         self._release()
@@ -79,7 +85,7 @@ class LeaderElector:
         s = self.settings
         now = api_time(micro=True)
         try:
-            lease = get_lease(self.api, s.namespace, s.name)
+            lease = get_lease(self.api, s.namespace, s.lease_name)
         except ApiError as error:
             if not error.is_not_found:
                 log.warning("cannot read the leader lease", error=str(error))
@@ -88,9 +94,9 @@ class LeaderElector:
                 self._lease = create_lease(
                     self.api,
                     s.namespace,
-                    s.name,
+                    s.lease_name,
                     {
-                        "holderIdentity": s.identity,
+                        "holderIdentity": self.identity,
                         "leaseDurationSeconds": int(s.lease_duration),
                         "acquireTime": now,
                         "renewTime": now,
@@ -107,15 +113,15 @@ class LeaderElector:
             self._observe(spec)
         holder = spec.get("holderIdentity") or ""
         duration = float(spec.get("leaseDurationSeconds") or s.lease_duration)
-        held_by_other = holder not in ("", s.identity)
+        held_by_other = holder not in ("", self.identity)
         if held_by_other and time.monotonic() < self._observed_at + duration:
             return False
         new_spec = dict(spec)
-        if holder != s.identity:
+        if holder != self.identity:
             new_spec["leaseTransitions"] = int(spec.get("leaseTransitions") or 0) + 1
             new_spec["acquireTime"] = now
         new_spec.update(
-            holderIdentity=s.identity, renewTime=now, leaseDurationSeconds=int(s.lease_duration)
+            holderIdentity=self.identity, renewTime=now, leaseDurationSeconds=int(s.lease_duration)
         )
         lease["spec"] = new_spec
         try:

@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 
-from nfs_provisioner.config import KNOBS, ExportMount, parse_extra_exports
+from nfs_provisioner.config import KNOBS, parse_extra_exports
+from nfs_provisioner.nfs import Export
 from nfs_provisioner.nfs.params import parse_class_parameters
 from tests.chart.helm import Rendered, render
 from tests.chart.values import (
@@ -217,8 +218,8 @@ def _extra_exports(rendered: Rendered) -> None:
     assert value == "nfs2.example.test:/srv/fast=/mnt/fast,192.0.2.20:/data=/persistentvolumes-1"
     # Parsed as the provisioner parses it: each export where the pod mounts it.
     assert parse_extra_exports(value) == (
-        ExportMount("nfs2.example.test", "/srv/fast", "/mnt/fast"),
-        ExportMount("192.0.2.20", "/data", "/persistentvolumes-1"),
+        Export("nfs2.example.test", "/srv/fast", "/mnt/fast"),
+        Export("192.0.2.20", "/data", "/persistentvolumes-1"),
     )
     # One more class, for the entry that asks for one: the main class's settings, its own
     # override, and the parameters that select the export.
@@ -538,5 +539,5 @@ def test_env_values_parse_as_the_provisioner_reads_them() -> None:
     assert parsed["NFS_PROVISIONER_USAGE_SCAN_RATE"] == 500
     assert parsed["NFS_PROVISIONER_ARCHIVE_SWEEP_INTERVAL"] == 900
     assert parsed["NFS_PROVISIONER_EXTRA_EXPORTS"] == (
-        ExportMount("nfs2.example.test", "/srv/second", "/mnt/second"),
+        Export("nfs2.example.test", "/srv/second", "/mnt/second"),
     )

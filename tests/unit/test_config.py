@@ -28,14 +28,14 @@ def test_environment_of_the_go_image_is_honoured() -> None:
             "KUBECONFIG": "/k",
         },
     )
-    assert settings.nfs_server == "10.0.0.5"
-    assert settings.nfs_path == "/srv/nfs"
+    assert settings.exports.nfs_server == "10.0.0.5"
+    assert settings.exports.nfs_path == "/srv/nfs"
     assert settings.provisioner_name == "x/y"
-    assert settings.leader_election is False
-    assert settings.pod_namespace == "storage"
-    assert settings.kubeconfig == "/k"
-    assert settings.mount_path == "/persistentvolumes"
-    assert settings.leader_election_id == "x-y"
+    assert settings.election.enabled is False
+    assert settings.election.namespace == "storage"
+    assert settings.api.kubeconfig == "/k"
+    assert settings.exports.mount_path == "/persistentvolumes"
+    assert settings.election.lease_name == "x-y"
 
 
 def test_flags_win_over_environment() -> None:
@@ -43,19 +43,23 @@ def test_flags_win_over_environment() -> None:
         ["--nfs-server", "nfs.lan", "--workers", "3", "--mount-path", "/mnt/e"],
         {**REQUIRED_ENV, "NFS_PROVISIONER_WORKERS": "9"},
     )
-    assert settings.nfs_server == "nfs.lan"
-    assert settings.workers == 3
-    assert settings.mount_path == "/mnt/e"
+    assert settings.exports.nfs_server == "nfs.lan"
+    assert settings.controller.workers == 3
+    assert settings.exports.mount_path == "/mnt/e"
 
 
 def test_defaults() -> None:
     settings = _settings([], REQUIRED_ENV)
-    assert settings.leader_election is True
-    assert settings.workers == 16
-    assert settings.resync_period == 900
-    assert (settings.retry_base_delay, settings.retry_max_delay) == (15, 1000)
-    assert (settings.lease_duration, settings.renew_deadline, settings.retry_period) == (15, 10, 2)
-    assert settings.metrics_address == "0.0.0.0:8080"
+    assert settings.election.enabled is True
+    assert settings.controller.workers == 16
+    assert settings.controller.resync_period == 900
+    assert (settings.controller.retry_base_delay, settings.controller.retry_max_delay) == (15, 1000)
+    assert (
+        settings.election.lease_duration,
+        settings.election.renew_deadline,
+        settings.election.retry_period,
+    ) == (15, 10, 2)
+    assert settings.serving.metrics_address == "0.0.0.0:8080"
     assert settings.identity.count("_") >= 1
 
 

@@ -8,8 +8,7 @@ from typing import Any
 import pytest
 
 from nfs_provisioner.cli import build_parser
-from nfs_provisioner.config import ConfigError, ExportMount, Settings, load_settings
-from nfs_provisioner.daemon import build_backend
+from nfs_provisioner.config import ConfigError, Settings, build_backend, load_settings
 from nfs_provisioner.nfs import (
     DeleteOutcome,
     Export,
@@ -159,11 +158,11 @@ def test_extra_exports_setting() -> None:
     settings = _settings(
         {"NFS_PROVISIONER_EXTRA_EXPORTS": " nfs2.lan:/data=/mnt/two , ,[fd00::2]:/x/=/mnt/x"}
     )
-    assert settings.extra_exports == (
-        ExportMount("nfs2.lan", "/data", "/mnt/two"),
-        ExportMount("[fd00::2]", "/x/", "/mnt/x"),
+    assert settings.exports.extra_exports == (
+        Export("nfs2.lan", "/data", "/mnt/two"),
+        Export("[fd00::2]", "/x", "/mnt/x"),
     )
-    assert _settings({}).extra_exports == ()
+    assert _settings({}).exports.extra_exports == ()
 
 
 @pytest.mark.parametrize(
@@ -185,4 +184,4 @@ def test_malformed_extra_exports_are_one_clear_error(value: str, needle: str) ->
 def test_an_extra_export_repeating_the_default_is_refused() -> None:
     settings = _settings({"NFS_PROVISIONER_EXTRA_EXPORTS": "NFS1.lan:/srv/volumes/=/mnt/again"})
     with pytest.raises(ConfigError, match=r"export NFS1\.lan:/srv/volumes is declared twice"):
-        build_backend(settings)
+        build_backend(settings.exports)
