@@ -1,9 +1,9 @@
 """The container image: the Dockerfile's shape, and its install steps run for real.
 
-No Docker engine is available here, so the image itself is never built in tests. What is
-verified instead: the Dockerfile's builder stage runs hack/image-install.sh and the final stage
-only copies its result; and that very script, run into a fresh virtualenv, yields a working
-`nfs-provisioner`.
+Verified here, without a container engine: the Dockerfile's builder stage runs
+hack/image-install.sh and the final stage only copies its result; and that very script, run
+into a fresh virtualenv, yields a working `nfs-provisioner`. tests/image/ builds the image with
+podman and runs it as the chart does.
 """
 
 from __future__ import annotations
@@ -64,6 +64,9 @@ def test_dockerfile_is_multi_stage_on_slim_python() -> None:
     assert builder.base == final.base == "${PYTHON_IMAGE}"
     # The builder installs through the script the test below runs, nothing else.
     assert builder.all("RUN") == [f"sh /usr/local/bin/image-install.sh /src {VENV}"]
+    # pip's CA bundle behind a TLS-intercepting proxy: a build argument of the builder stage
+    # only (a build argument is in the environment of that stage's RUN steps).
+    assert builder.all("ARG") == ["PIP_CERT"]
     assert "hack/image-install.sh /usr/local/bin/image-install.sh" in builder.all("COPY")
 
 
