@@ -112,6 +112,11 @@ def image_exists(name: str) -> bool:
     return podman("image", "exists", name, check=False).returncode == 0
 
 
+def image_id(name: str) -> str | None:
+    result = podman("image", "inspect", "--format", "{{.Id}}", name, check=False)
+    return result.stdout.strip() if result.returncode == 0 else None
+
+
 def image_label(name: str, label: str) -> str | None:
     result = podman(
         "image", "inspect", "--format", f'{{{{index .Labels "{label}"}}}}', name, check=False
@@ -211,6 +216,9 @@ def build(tag: str, build_args: Mapping[str, str] | None = None) -> Build:
     arguments = {"PYTHON_IMAGE": python_base(), **(build_args or {})}
     command = [
         "build",
+        # No layer cache: buildah 1.28 (Debian 12's podman) reuses a cached `USER ${UID}` layer
+        # when only --build-arg UID differs, so an image built for another uid kept uid 0.
+        "--layers=false",
         "--network",
         "host",
         *RUN_LIMITS,
@@ -226,6 +234,7 @@ def build(tag: str, build_args: Mapping[str, str] | None = None) -> Build:
         command += ["--volume", f"{HOST_CA_BUNDLE}:{BUILD_CA_BUNDLE}:ro"]
     for key, value in arguments.items():
         command += ["--build-arg", f"{key}={value}"]
+    replaced = image_id(tag)
     _log(f"building {tag} on {arguments['PYTHON_IMAGE']}")
     with tempfile.TemporaryFile("w+") as output:
         result = subprocess.run(
@@ -237,6 +246,9 @@ def build(tag: str, build_args: Mapping[str, str] | None = None) -> Build:
         if result.returncode != 0:
             output.seek(0)
             raise ImageError(f"podman build of {tag} failed:\n{output.read()[-4000:]}")
+    if replaced and replaced != image_id(tag):
+        # The previous build of this tag, now untagged; kept if a container still uses it.
+        podman("rmi", replaced, check=False)
     return Build(tag, arguments)
 
 
