@@ -162,6 +162,11 @@ def test_install_steps_give_a_working_command(tmp_path: Path) -> None:
     installed = {path.name.split("-")[0].lower() for path in site_packages.glob("*.dist-info")}
     assert {"nfs_provisioner", "kubernetes", "prometheus_client", "structlog"} <= installed
     assert not installed & {"pytest", "mypy", "ruff", "hypothesis", "pip", "setuptools"}
+    # kubernetes' asyncio client and what only it requires are left out (never imported).
+    assert not installed & {"aiohttp", "aiohttp_retry", "yarl", "multidict", "frozenlist"}
+    assert not (site_packages / "kubernetes" / "aio").exists()
+    assert (site_packages / "kubernetes" / "client").is_dir()
+    assert not list(site_packages.rglob("*_test.py"))
     # Missing settings: one line on stderr and exit 1, as the Go image's users expect.
     bare = run("run")
     assert bare.returncode == 1
