@@ -66,7 +66,7 @@ HARDENED_SECURITY_CONTEXT: dict[str, Any] = {
     "seccompProfile": {"type": "RuntimeDefault"},
 }
 HARDENED_RESOURCES: dict[str, Any] = {
-    "requests": {"cpu": "50m", "memory": "64Mi"},
+    "requests": {"cpu": "25m", "memory": "80Mi"},
     "limits": {"memory": "256Mi"},
 }
 

@@ -23,13 +23,19 @@ from typing import Any
 import pytest
 from devcluster import ControlPlane
 from devcluster.controlplane import free_port
+from devcluster.pods import (
+    Container,
+    PodRun,
+    PodSpecError,
+    ServiceAccountFiles,
+    memory_bytes,
+)
 
 from nfs_provisioner.kube import ApiError
 from tests.chart.cluster import create_all, delete_all
 from tests.chart.helm import SEED_ARGS, Rendered, render
 from tests.e2e.harness import Cluster, unique, wait_for
 from tests.image.conftest import NOBODY
-from tests.image.pod import Container, PodRun, PodSpecError, ServiceAccountFiles
 
 JsonObject = dict[str, Any]
 _SETUP_KINDS = (
@@ -215,6 +221,8 @@ def test_the_image_runs_as_the_chart_runs_it(
         for flag in variant.flags:
             assert flag in first.run.argv, (flag, first.run.argv)
         wait_ready(first)
+        limits = (first.run.container.get("resources") or {}).get("limits") or {}
+        assert first.memory_limit() == memory_bytes(limits.get("memory", "0"))
         assert first.probe("livenessProbe") == 200
         metrics_status, metrics = first.http("/metrics", first.run.port("metrics"))
         assert metrics_status == 200

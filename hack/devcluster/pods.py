@@ -1,5 +1,7 @@
 """The chart's provisioner pod, run by podman as a kubelet would run it on a node.
 
+Used by tests/image (which asserts) and benchmarks/image.py (which measures).
+
 `PodRun.argv` turns the rendered Deployment's pod template into one `podman run`: the image and
 its command/args, the environment (the downward API's namespace resolved), the merged pod and
 container securityContext, the memory and CPU limits, the export mounted where the container's
@@ -18,6 +20,7 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Mapping
 from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,8 +28,6 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from devcluster.image import PODMAN, RUN_LIMITS
-
-from tests.chart.cluster import container_env
 
 JsonObject = dict[str, Any]
 SERVICE_ACCOUNT_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
@@ -60,6 +61,21 @@ class PodSpecError(AssertionError):
     """The pod spec asks for something this translation (or a kubelet) would refuse."""
 
 
+def container_env(deployment: Mapping[str, Any], namespace: str) -> dict[str, str]:
+    """The container's environment as the kubelet sets it (the downward API resolved)."""
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    env: dict[str, str] = {}
+    for variable in container["env"]:
+        if "value" in variable:
+            env[variable["name"]] = str(variable["value"])
+            continue
+        field_path = variable["valueFrom"]["fieldRef"]["fieldPath"]
+        if field_path != "metadata.namespace":
+            raise PodSpecError(f"no translation for the downward API field {field_path}")
+        env[variable["name"]] = namespace
+    return env
+
+
 def memory_bytes(quantity: str) -> int:
     for suffix, factor in _MEMORY_UNITS.items():
         if quantity.endswith(suffix):
@@ -91,7 +107,9 @@ class ServiceAccountFiles:
     api_port: int
 
     @classmethod
-    def write(cls, directory: Path, token: str, ca: bytes, namespace: str, server: str) -> Any:
+    def write(
+        cls, directory: Path, token: str, ca: bytes, namespace: str, server: str
+    ) -> ServiceAccountFiles:
         directory.mkdir(parents=True, exist_ok=True)
         directory.chmod(0o755)
         for name, content in (
@@ -296,6 +314,16 @@ class Container:
             check=True,
         )
         return dict(json.loads(result.stdout))
+
+    def memory_limit(self) -> int:
+        """The memory limit the runtime applied (0: none)."""
+        result = subprocess.run(
+            [*PODMAN, "inspect", "--format", "{{.HostConfig.Memory}}", self.run.name],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        return int(result.stdout.strip())
 
     def running(self) -> bool:
         return bool(self.state()["Running"])
