@@ -9,6 +9,10 @@ and /metrics answer; a claim of class `nfs` becomes Bound and its directory appe
 container stands by; `podman stop` with the pod's grace period ends the leader by SIGTERM (exit
 code 0, not the 137 of the SIGKILL that follows an expired grace period) and it hands the Lease
 back; the standby takes over and provisions; stopped too, it leaves the Lease free.
+
+The capabilities the chart's README asks for per mode are proven needed and enough: CHOWN and
+FOWNER for StorageClass uid/gid, DAC_OVERRIDE for removing another uid's files; and
+runAsNonRoot refuses the root image, as a kubelet would.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import os
 from collections.abc import Iterator, Mapping
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -319,4 +324,51 @@ def test_chown_of_volumes_needs_chown_and_fowner(
             finally:
                 cluster.delete_storage_class(owned_class)
                 cluster.created_classes.remove(owned_class)
+            pod.stop()
+
+
+def _volume_gone(cluster: Cluster, volume: str, directory: Path) -> bool:
+    return cluster.volume(volume) is None and not directory.exists()
+
+
+_DAC = {"securityContext": {"capabilities": {"drop": ["ALL"], "add": ["DAC_OVERRIDE"]}}}
+
+
+def test_removing_other_users_files_needs_dac_override(
+    cluster: Cluster, control_plane: ControlPlane, tmp_path: Path, image: str
+) -> None:
+    """onDelete: delete of a volume a pod filled as another uid (an export without root squash):
+    root with no capability cannot remove that uid's files; with CAP_DAC_OVERRIDE it can."""
+    for values, removed in (({}, False), (_DAC, True)):
+        variant = Variant(values=values, export_owner=0)
+        workdir = tmp_path / ("with" if removed else "without")
+        workdir.mkdir()
+        with release(cluster, control_plane, workdir, variant, image) as state:
+            pod = state.pod("remover")
+            wait_ready(pod)
+            deleting = cluster.create_storage_class(
+                state.provisioner_name, parameters={"onDelete": "delete"}
+            )
+            try:
+                cluster.create_claim(state.namespace, "filled", storage_class=deleting)
+                volume = cluster.wait_bound(state.namespace, "filled")["spec"]["volumeName"]
+                directory = state.export / f"{state.namespace}-filled-{volume}"
+                # What a pod running as uid 1000 leaves: its own directory, not writable by others.
+                data = directory / "data"
+                data.mkdir(mode=0o755)
+                (data / "file").write_text("written by uid 1000\n")
+                os.chown(data / "file", _OWNER, _OWNER)
+                os.chown(data, _OWNER, _OWNER)
+                cluster.delete_claim(state.namespace, "filled")
+                if removed:
+                    gone = partial(_volume_gone, cluster, volume, directory)
+                    wait_for(gone, what=f"{volume} and its directory removed")
+                else:
+                    event = cluster.wait_event("default", volume, "VolumeFailedDelete")
+                    assert "permission denied" in event["message"].lower(), event["message"]
+                    assert (data / "file").exists()
+                    assert cluster.volume(volume) is not None
+            finally:
+                cluster.delete_storage_class(deleting)
+                cluster.created_classes.remove(deleting)
             pod.stop()
