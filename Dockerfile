@@ -1,5 +1,6 @@
 # syntax=docker/dockerfile:1
-# nfs-provisioner image. Build from the repository root:
+# nfs-provisioner image. `make image` builds it with podman (hack/devcluster/image.py); by hand,
+# from the repository root:
 #   docker build -t ghcr.io/nfs-provisioner/nfs-provisioner:0.1.0 .
 # Run as another user (see charts/nfs-provisioner/README.md, "Root squash"):
 #   docker build --build-arg UID=65534 --build-arg GID=65534 -t ... .
@@ -7,6 +8,10 @@ ARG PYTHON_IMAGE=python:3.11-slim
 
 # Builder: a wheel of the project and a virtualenv with it and its runtime dependencies.
 FROM ${PYTHON_IMAGE} AS builder
+# A CA bundle for pip (behind a TLS-intercepting proxy): mount the host's bundle into the build
+# and name it here, e.g. --volume /etc/ssl/certs/ca-certificates.crt:/etc/ssl/certs/host-ca.crt:ro
+# --build-arg PIP_CERT=/etc/ssl/certs/host-ca.crt. Empty: pip's own CA bundle.
+ARG PIP_CERT
 ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_ROOT_USER_ACTION=ignore

@@ -4,12 +4,13 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: test test-full demo lint unit e2e binaries pin bench bench-quick clean help
+.PHONY: test test-full demo lint unit e2e binaries image pin bench bench-quick clean help
 BENCH_STAMP := $(VENV)/.bench-installed
 
 help:
 	@echo "make demo   - start a local control plane and the provisioner on .demo/export"
 	@echo "make test   - lint, type-check and run every test (unit and end-to-end)"
+	@echo "make image  - build the container image with podman, tagged as the chart's image.*"
 	@echo "make bench  - burst benchmark against the Go provisioner and the floor (~25 min)"
 	@echo "make bench-quick - N = 100, one round, ours and the floor only (~1 min)"
 
@@ -22,6 +23,11 @@ $(STAMP): pyproject.toml
 
 binaries: $(STAMP)
 	$(PY) hack/build_binaries.py
+
+# The chart's image (values.yaml image.repository:tag), from the Dockerfile; the base is
+# python:3.11-slim where it can be pulled, else a Debian-made one (cached).
+image: $(STAMP)
+	$(PY) hack/build_image.py
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check nfs_provisioner tests hack benchmarks

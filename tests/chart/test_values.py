@@ -14,6 +14,7 @@ from nfs_provisioner.nfs.params import parse_class_parameters
 from tests.chart.helm import Rendered, render
 from tests.chart.values import (
     EVERYTHING,
+    HARDENED_RESOURCES,
     MINIMAL,
     UPSTREAM_KEYS,
     chart_defaults,
@@ -382,10 +383,15 @@ CASES = [
         {"example.com/role": "nfs"},
         _is("ServiceAccount", "metadata.annotations", {"example.com/role": "nfs"}),
     ),
+    # helm merges a map into the chart's defaults: the new limit, the default requests.
     KeyCase(
         "resources",
-        {"limits": {"memory": "256Mi"}},
-        _is("Deployment", f"{_CONTAINER}.resources", {"limits": {"memory": "256Mi"}}),
+        {"limits": {"memory": "512Mi", "cpu": "1"}},
+        _is(
+            "Deployment",
+            f"{_CONTAINER}.resources",
+            {**HARDENED_RESOURCES, "limits": {"memory": "512Mi", "cpu": "1"}},
+        ),
     ),
     KeyCase(
         "nodeSelector",
@@ -415,8 +421,16 @@ CASES = [
     ),
     KeyCase(
         "securityContext",
-        {"readOnlyRootFilesystem": True},
-        _is("Deployment", f"{_CONTAINER}.securityContext", {"readOnlyRootFilesystem": True}),
+        {"capabilities": {"add": ["CHOWN", "FOWNER"]}, "readOnlyRootFilesystem": None},
+        _is(
+            "Deployment",
+            f"{_CONTAINER}.securityContext",
+            {
+                "allowPrivilegeEscalation": False,
+                "capabilities": {"drop": ["ALL"], "add": ["CHOWN", "FOWNER"]},
+                "seccompProfile": {"type": "RuntimeDefault"},
+            },
+        ),
     ),
     KeyCase("podDisruptionBudget.enabled", True, _pdb(1)),
     KeyCase("podDisruptionBudget.maxUnavailable", "50%", _pdb("50%"), also=_PDB_ON),

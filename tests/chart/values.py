@@ -58,6 +58,18 @@ UPSTREAM_KEYS = frozenset(
     }
 )
 
+# The container securityContext and resources the chart renders by default.
+HARDENED_SECURITY_CONTEXT: dict[str, Any] = {
+    "readOnlyRootFilesystem": True,
+    "allowPrivilegeEscalation": False,
+    "capabilities": {"drop": ["ALL"]},
+    "seccompProfile": {"type": "RuntimeDefault"},
+}
+HARDENED_RESOURCES: dict[str, Any] = {
+    "requests": {"cpu": "25m", "memory": "80Mi"},
+    "limits": {"memory": "256Mi"},
+}
+
 # The smallest values that render: nfs.server has no default.
 MINIMAL: dict[str, Any] = {"nfs": {"server": "10.0.0.5"}}
 
@@ -66,11 +78,16 @@ def chart_defaults() -> dict[str, Any]:
     return dict(yaml.safe_load((CHART / "values.yaml").read_text()))
 
 
+# Maps the chart copies verbatim into the pod spec: one key each, whatever their defaults hold.
+VERBATIM = frozenset({"resources", "securityContext", "podSecurityContext"})
+
+
 def leaf_keys(values: Mapping[str, Any], prefix: str = "") -> Iterator[str]:
-    """Dotted keys of values.yaml; a map that is empty by default (resources, labels) is a key."""
+    """Dotted keys of values.yaml; a map that is empty by default (labels) is a key, and so is
+    each map of VERBATIM."""
     for key, value in values.items():
         dotted = f"{prefix}{key}"
-        if isinstance(value, Mapping) and value:
+        if isinstance(value, Mapping) and value and dotted not in VERBATIM:
             yield from leaf_keys(value, f"{dotted}.")
         else:
             yield dotted
