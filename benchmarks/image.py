@@ -37,6 +37,8 @@ from devcluster.image import PODMAN, ensure_image, python_base
 from devcluster.pods import Container, PodRun, ServiceAccountFiles
 from devcluster.versions import REPO_ROOT
 
+from nfs_provisioner.objects import new_claim
+
 CHART = REPO_ROOT / "charts" / "nfs-provisioner"
 NAMESPACE = "default"
 STORAGE_CLASS = "nfs"
@@ -171,16 +173,7 @@ def burst(plane: ControlPlane, claims: int) -> float:
             plane,
             "POST",
             path,
-            {
-                "apiVersion": "v1",
-                "kind": "PersistentVolumeClaim",
-                "metadata": {"name": f"burst-{index}"},
-                "spec": {
-                    "accessModes": ["ReadWriteMany"],
-                    "storageClassName": STORAGE_CLASS,
-                    "resources": {"requests": {"storage": "1Mi"}},
-                },
-            },
+            new_claim(f"burst-{index}", storage_class=STORAGE_CLASS),
         )
 
     with ThreadPoolExecutor(16) as pool:

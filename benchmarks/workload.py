@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from nfs_provisioner.kube import ApiClient, ApiError, JsonObject
+from nfs_provisioner.objects import new_claim
 
 CLAIMS = "/api/v1/persistentvolumeclaims"
 VOLUMES = "/api/v1/persistentvolumes"
@@ -152,16 +153,7 @@ class Recorder:
 
 
 def claim_body(name: str, storage_class: str, size: str = "1Mi") -> JsonObject:
-    return {
-        "apiVersion": "v1",
-        "kind": "PersistentVolumeClaim",
-        "metadata": {"name": name},
-        "spec": {
-            "accessModes": ["ReadWriteMany"],
-            "resources": {"requests": {"storage": size}},
-            "storageClassName": storage_class,
-        },
-    }
+    return new_claim(name, storage_class=storage_class, size=size)
 
 
 def run_parallel(threads: int, work: Callable[[Any], None], items: Iterable[Any]) -> None:

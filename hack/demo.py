@@ -24,7 +24,8 @@ from devcluster import start_control_plane
 from devcluster.controlplane import free_port
 from devcluster.versions import REPO_ROOT
 
-from nfs_provisioner.kube import ApiClient, ApiError, connect
+from nfs_provisioner.kube import ApiClient, ApiError, connect, paths
+from nfs_provisioner.objects import new_claim
 
 DEMO_DIR = REPO_ROOT / ".demo"
 EXPORT = DEMO_DIR / "export"
@@ -38,24 +39,13 @@ def client(kubeconfig: Path) -> ApiClient:
 
 
 def create_claim(api: ApiClient, name: str, size: str) -> None:
-    api.create(
-        f"/api/v1/namespaces/{NAMESPACE}/persistentvolumeclaims",
-        {
-            "apiVersion": "v1",
-            "kind": "PersistentVolumeClaim",
-            "metadata": {"name": name},
-            "spec": {
-                "accessModes": ["ReadWriteMany"],
-                "resources": {"requests": {"storage": size}},
-            },
-        },
-    )
+    api.create(paths.namespaced("persistentvolumeclaims", NAMESPACE), new_claim(name, size=size))
 
 
 def wait_bound(api: ApiClient, name: str, timeout: float = 60.0) -> dict[str, object]:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        claim = api.get(f"/api/v1/namespaces/{NAMESPACE}/persistentvolumeclaims/{name}")
+        claim = api.get(paths.claim(NAMESPACE, name))
         if claim.get("status", {}).get("phase") == "Bound":
             return claim
         time.sleep(0.3)

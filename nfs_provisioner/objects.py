@@ -8,7 +8,7 @@ or a volume's provisioner is. Nothing here does I/O.
 from __future__ import annotations
 
 import datetime
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
 # An object as read: never changed in place.
@@ -109,3 +109,29 @@ def api_time(when: datetime.datetime | None = None, *, micro: bool = False) -> s
     """A metav1.Time ("2026-01-02T03:04:05Z"), or with micro a metav1.MicroTime; now by default."""
     moment = (when or datetime.datetime.now(datetime.UTC)).astimezone(datetime.UTC)
     return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ" if micro else "%Y-%m-%dT%H:%M:%SZ")
+
+
+def new_claim(
+    name: str,
+    *,
+    storage_class: str | None = None,
+    size: str = "1Mi",
+    access_modes: Sequence[str] = ("ReadWriteMany",),
+    labels: Mapping[str, str] | None = None,
+    annotations: Mapping[str, str] | None = None,
+    extra_spec: Mapping[str, Any] | None = None,
+) -> JsonDict:
+    """The manifest of a new claim; without storage_class the cluster's default class applies."""
+    spec: JsonDict = {
+        "accessModes": list(access_modes),
+        "resources": {"requests": {"storage": size}},
+    }
+    if storage_class is not None:
+        spec["storageClassName"] = storage_class
+    spec.update(extra_spec or {})
+    metadata: JsonDict = {"name": name}
+    if labels:
+        metadata["labels"] = dict(labels)
+    if annotations:
+        metadata["annotations"] = dict(annotations)
+    return {"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": metadata, "spec": spec}

@@ -16,6 +16,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from nfs_provisioner import __version__, config
+from nfs_provisioner.commands import tables
 from nfs_provisioner.commands.tables import printable, render
 from nfs_provisioner.config import ConfigError
 from nfs_provisioner.kube import ApiError, ConfigurationError, connect
@@ -53,13 +54,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="remove the archives whose archiveRetention has passed (and nothing else)",
     )
-    parser.add_argument(
-        "-o",
-        "--output",
-        choices=("text", "json"),
-        default="text",
-        help="text for people, json for machines (default: text)",
-    )
+    tables.add_output_argument(parser)
 
 
 def main(arguments: argparse.Namespace, env: Mapping[str, str]) -> int:

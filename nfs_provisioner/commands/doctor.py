@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from nfs_provisioner import __version__, config
+from nfs_provisioner.commands import tables
 from nfs_provisioner.commands.checks import (
     CheckResult,
     Probe,
@@ -81,13 +82,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="only look at claims in this namespace (default: all namespaces)",
     )
     config.add_arguments(parser, ["kubeconfig"])
-    parser.add_argument(
-        "-o",
-        "--output",
-        choices=("text", "json"),
-        default="text",
-        help="text for people, json for machines (default: text)",
-    )
+    tables.add_output_argument(parser)
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,7 @@ printable text, never as escape sequences, carriage returns or bidirectional ove
 
 from __future__ import annotations
 
+import argparse
 import unicodedata
 from collections.abc import Iterable, Sequence
 from typing import Final
@@ -48,4 +49,15 @@ def render(headers: Sequence[str], rows: Iterable[Sequence[str]]) -> str:
     return "\n".join(
         "  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)).rstrip()
         for line in lines
+    )
+
+
+def add_output_argument(parser: argparse.ArgumentParser) -> None:
+    """-o/--output of the commands that print a report."""
+    parser.add_argument(
+        "-o",
+        "--output",
+        choices=("text", "json"),
+        default="text",
+        help="text for people, json for machines (default: text)",
     )

@@ -10,7 +10,9 @@ import os
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Final, cast
+from typing import Final
+
+from nfs_provisioner.nfs._libc import libc_function
 
 _AT_EMPTY_PATH: Final = 0x1000
 _STATX_INO: Final = 0x100
@@ -22,26 +24,9 @@ _STATX_FIELDS: Final = struct.Struct("=I28xQ96xIIQ")
 _Statx = Callable[[int, bytes, int, int, ctypes.Array[ctypes.c_char]], int]
 
 
-def _load_statx() -> _Statx | None:
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-    except OSError:
-        return None
-    function = getattr(libc, "statx", None)
-    if function is None:
-        return None
-    function.argtypes = [
-        ctypes.c_int,
-        ctypes.c_char_p,
-        ctypes.c_int,
-        ctypes.c_uint,
-        ctypes.c_char_p,
-    ]
-    function.restype = ctypes.c_int
-    return cast(_Statx, function)
-
-
-_STATX: _Statx | None = _load_statx()
+_STATX: _Statx | None = libc_function(
+    "statx", [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_uint, ctypes.c_char_p]
+)
 
 
 @dataclass(frozen=True)

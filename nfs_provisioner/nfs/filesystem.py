@@ -16,8 +16,9 @@ import stat
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import PurePosixPath
-from typing import Final, cast
+from typing import Final
 
+from nfs_provisioner.nfs._libc import libc_function
 from nfs_provisioner.nfs._paths import MAX_NAME_BYTES, quote, unsafe_name_reason, unsafe_reason
 from nfs_provisioner.nfs.errors import StorageError, UnsafePathError
 from nfs_provisioner.nfs.removal import remove_tree
@@ -36,26 +37,9 @@ STAGING_PREFIX: Final = ".nfs-provisioner-new-"
 _Renameat2 = Callable[[int, bytes, int, bytes, int], int]
 
 
-def _load_renameat2() -> _Renameat2 | None:
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-    except OSError:
-        return None
-    function = getattr(libc, "renameat2", None)
-    if function is None:
-        return None
-    function.argtypes = [
-        ctypes.c_int,
-        ctypes.c_char_p,
-        ctypes.c_int,
-        ctypes.c_char_p,
-        ctypes.c_uint,
-    ]
-    function.restype = ctypes.c_int
-    return cast(_Renameat2, function)
-
-
-_RENAMEAT2: _Renameat2 | None = _load_renameat2()
+_RENAMEAT2: _Renameat2 | None = libc_function(
+    "renameat2", [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+)
 
 
 class ExportRoot:

@@ -20,7 +20,8 @@ import pytest
 from devcluster import ControlPlane
 from devcluster.controlplane import free_port
 
-from nfs_provisioner.kube import ApiClient, ApiError, connect
+from nfs_provisioner.kube import ApiClient, ApiError, connect, paths
+from nfs_provisioner.objects import new_claim
 
 T = TypeVar("T")
 JsonObject = dict[str, Any]
@@ -120,25 +121,17 @@ class Cluster:
         annotations: Mapping[str, str] | None = None,
         extra_spec: Mapping[str, Any] | None = None,
     ) -> JsonObject:
-        spec: JsonObject = {
-            "accessModes": access_modes or ["ReadWriteMany"],
-            "resources": {"requests": {"storage": size}},
-        }
-        if storage_class is not None:
-            spec["storageClassName"] = storage_class
-        spec.update(extra_spec or {})
         return self.api.create(
-            f"/api/v1/namespaces/{namespace}/persistentvolumeclaims",
-            {
-                "apiVersion": "v1",
-                "kind": "PersistentVolumeClaim",
-                "metadata": {
-                    "name": name,
-                    "labels": dict(labels or {}),
-                    "annotations": dict(annotations or {}),
-                },
-                "spec": spec,
-            },
+            paths.namespaced("persistentvolumeclaims", namespace),
+            new_claim(
+                name,
+                storage_class=storage_class,
+                size=size,
+                access_modes=access_modes or ("ReadWriteMany",),
+                labels=labels,
+                annotations=annotations,
+                extra_spec=extra_spec,
+            ),
         )
 
     def claim(self, namespace: str, name: str) -> JsonObject | None:
