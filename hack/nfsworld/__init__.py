@@ -7,7 +7,7 @@ into the cache. ``start_nfs_world`` stops and unmounts everything when its block
 """
 
 from nfsworld.tools import NfsWorldError, Tools, ensure_tools
-from nfsworld.world import Export, Mount, NfsWorld, Squash, start_nfs_world
+from nfsworld.world import Export, Mount, NfsWorld, Squash, nfs_url, start_nfs_world
 
 __all__ = [
     "Export",
@@ -17,5 +17,6 @@ __all__ = [
     "Squash",
     "Tools",
     "ensure_tools",
+    "nfs_url",
     "start_nfs_world",
 ]
