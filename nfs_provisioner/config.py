@@ -306,6 +306,16 @@ KNOBS: tuple[Knob, ...] = (
         "DURATION",
     ),
     Knob(
+        "stuck_operation_after",
+        "--stuck-operation-after",
+        "NFS_PROVISIONER_STUCK_OPERATION_AFTER",
+        60.0,
+        parse_duration,
+        "an operation running this long is stuck (an NFS server not answering): readiness "
+        "fails and nfs_provisioner_stuck_operations counts it until it returns",
+        "DURATION",
+    ),
+    Knob(
         "usage_scan_interval",
         "--usage-scan-interval",
         "NFS_PROVISIONER_USAGE_SCAN_INTERVAL",
@@ -383,6 +393,7 @@ class Settings:
     resync_period: float
     retry_base_delay: float
     retry_max_delay: float
+    stuck_operation_after: float
     usage_scan_interval: float
     usage_scan_rate: float
     archive_sweep_interval: float

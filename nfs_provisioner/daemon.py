@@ -84,6 +84,7 @@ def run(settings: Settings) -> int:
             usage_scan_interval=settings.usage_scan_interval,
             usage_scan_rate=settings.usage_scan_rate,
             archive_sweep_interval=settings.archive_sweep_interval,
+            stuck_operation_after=settings.stuck_operation_after,
         ),
         events=events,
         stop=stop,
@@ -95,7 +96,7 @@ def run(settings: Settings) -> int:
                 return f"{informer.kind} cache not synced yet"
             if not informer.connected:
                 return f"{informer.kind} watch disconnected: {informer.last_error}"
-        return None
+        return controller.watch.problem()
 
     def liveness() -> str | None:
         return None if controller.workers_alive() else "a worker thread died"

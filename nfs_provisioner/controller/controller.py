@@ -41,6 +41,7 @@ from nfs_provisioner.controller.resizing import (
 )
 from nfs_provisioner.controller.retention import run_sweeps
 from nfs_provisioner.controller.usage import UsageReporter
+from nfs_provisioner.controller.watchdog import OperationWatch
 from nfs_provisioner.controller.workqueue import ItemBackoff, WorkQueue
 from nfs_provisioner.kube import (
     NORMAL,
@@ -82,6 +83,8 @@ class ControllerSettings:
     usage_scan_interval: float = 600.0
     usage_scan_rate: float = 2000.0
     archive_sweep_interval: float = 3600.0
+    # An operation running this long is reported stuck (readiness, metrics): see watchdog.
+    stuck_operation_after: float = 60.0
 
     @property
     def resize_workers(self) -> int:
@@ -159,6 +162,8 @@ class ProvisionController:
             )
         )
         self._workers: list[threading.Thread] = []
+        self.watch = OperationWatch(settings.stuck_operation_after)
+        self.watch.publish(queue.name for queue in self.queues)
         log.debug("controller created", provisioner=name)
 
     # -- wiring --------------------------------------------------------------------------
@@ -263,7 +268,8 @@ class ProvisionController:
             if key is None:
                 return
             try:
-                sync(key)
+                with self.watch.track(queue.name, key):
+                    sync(key)
                 queue.forget(key)
             except Exception as error:
                 self._requeue(queue, key, error)
