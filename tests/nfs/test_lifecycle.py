@@ -124,3 +124,41 @@ def test_what_a_pod_writes_through_its_own_mount_is_what_the_archive_keeps(
     assert (archive / "blob").read_bytes() == payload
     assert (archive / "sub" / "note").read_text() == "written-by-pod\n"
     assert (nfs_export.path / f"archived-{name}" / "blob").read_bytes() == payload
+
+
+def test_a_file_a_pod_holds_open_after_unlinking_it_does_not_stop_deletion(
+    cluster: Cluster, namespace: str, nfs_export: NfsExport, make_provisioner: MakeProvisioner
+) -> None:
+    provisioner = make_provisioner()
+    storage_class = cluster.create_storage_class(
+        provisioner.name, parameters={"archiveOnDelete": "false"}
+    )
+    cluster.create_claim(namespace, "data", storage_class=storage_class)
+    volume = cluster.volume(cluster.wait_bound(namespace, "data")["spec"]["volumeName"])
+    assert volume is not None
+    spec = volume["spec"]["nfs"]
+    name = _directory_name(volume)
+    kubelet = nfs_export.world.mount(nfs_url(spec["server"], spec["path"]))
+    try:
+        held = kubelet.path / "scratch"
+        held.write_bytes(b"open and unlinked")
+        with held.open("rb") as pod_file:
+            held.unlink()
+            # The client keeps the unlinked file on the server under a hidden name while it is
+            # open: FUSE's .fuse_hidden*, a kernel NFS client's .nfs* (silly rename).
+            hidden = [p.name for p in (nfs_export.backing / name).iterdir()]
+            assert len(hidden) == 1 and hidden[0].startswith(".fuse_hidden"), hidden
+            cluster.delete_claim(namespace, "data")
+            wait_for(
+                lambda: not (nfs_export.backing / name).exists(),
+                what="the released volume's directory, hidden file and all, to be removed",
+            )
+            # The pod's open file is gone from under it, as on any NFS client (a kernel client
+            # says ESTALE; fuse-nfs says EFAULT).
+            pod_file.seek(0)
+            with pytest.raises(OSError):
+                pod_file.read()
+    finally:
+        nfs_export.world.unmount(kubelet)
+    assert list(nfs_export.backing.iterdir()) == []
+    assert provisioner.process is not None and provisioner.process.poll() is None
