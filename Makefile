@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: test test-full demo lint unit e2e binaries pin bench bench-quick clean help
+.PHONY: test test-full demo lint unit e2e nfs binaries pin bench bench-quick clean help
 BENCH_STAMP := $(VENV)/.bench-installed
 
 help:
@@ -34,6 +34,10 @@ unit: $(STAMP)
 
 e2e: $(STAMP) binaries
 	$(PY) -m pytest tests/e2e
+
+# The provisioner on a real NFS server (NFS-Ganesha) through fuse-nfs; needs root (see README).
+nfs: $(STAMP) binaries
+	$(PY) -m pytest tests/nfs
 
 # pytest exits 5 when no test ran, so an empty run fails here too.
 test: $(STAMP) binaries lint

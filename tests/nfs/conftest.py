@@ -2,9 +2,9 @@
 
 One NFS world for the session (exports with root_squash, no_root_squash and all_squash); each
 test gets its own directory on an export, mounted where the provisioner will see it, so its
-``NFS_PATH`` is exactly what the server exports there. The e2e tier's control plane, cluster
-and provisioner fixtures are reused; ``export`` and ``make_provisioner`` are pointed at NFS, so
-e2e tests imported here run on the NFS mount unchanged.
+``NFS_PATH`` is exactly what the server exports there. The session's control plane and the e2e
+tier's fixtures are reused; ``export`` and ``make_provisioner`` are pointed at NFS, so e2e
+tests imported here run on the NFS mount unchanged.
 """
 
 from __future__ import annotations
@@ -18,22 +18,10 @@ import pytest
 from devcluster import ControlPlane
 from nfsworld import Mount, NfsWorld, Squash, start_nfs_world
 
-from tests.e2e.conftest import (
-    cluster,
-    control_plane,
-    namespace,
-    public_dir,
-    remove_created_storage_classes,
-)
+from tests.e2e.conftest import namespace, public_dir, remove_created_storage_classes
 from tests.e2e.harness import Provisioner, unique
 
-__all__ = [
-    "cluster",
-    "control_plane",
-    "namespace",
-    "public_dir",
-    "remove_created_storage_classes",
-]
+__all__ = ["namespace", "public_dir", "remove_created_storage_classes"]
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
