@@ -9,6 +9,7 @@ BENCH_STAMP := $(VENV)/.bench-installed
 
 help:
 	@echo "make demo   - start a local control plane and the provisioner on .demo/export"
+	@echo "make demo NFS=real - the same on a real NFS server and fuse-nfs mount (root)"
 	@echo "make test   - lint, type-check and run every test (unit and end-to-end)"
 	@echo "make bench  - burst benchmark against the Go provisioner and the floor (~25 min)"
 	@echo "make bench-quick - N = 100, one round, ours and the floor only (~1 min)"
@@ -47,8 +48,10 @@ test: $(STAMP) binaries lint
 test-full: $(STAMP) binaries lint
 	NFS_PROVISIONER_HYPOTHESIS_EXAMPLES=10000 $(PY) -m pytest tests
 
+# NFS=real: the export is a real NFS server (NFS-Ganesha) mounted with fuse-nfs; needs root.
+NFS ?= local
 demo: $(STAMP) binaries
-	$(PY) hack/demo.py
+	$(PY) hack/demo.py --nfs $(NFS)
 
 $(BENCH_STAMP): $(STAMP)
 	$(PY) -m pip install --quiet -e '.[dev,bench]'

@@ -146,6 +146,8 @@ class NfsWorld:
     nfs_port: int = field(default_factory=free_port)
     mount_port: int = field(default_factory=free_port)
     mounts: list[Mount] = field(default_factory=list)
+    # Every mount point this world used, to check that none is still mounted at the end.
+    mount_points: set[Path] = field(default_factory=set)
     ganesha: subprocess.Popen[bytes] | None = None
     rpcbind: subprocess.Popen[bytes] | None = None
 
@@ -334,6 +336,7 @@ NFS_KRB5 {{ Active_krb5 = false; }}
             raise NfsWorldError(f"expected one fuse-nfs daemon for {at}, found {pids}")
         mount = Mount(url, at, pids[0])
         self.mounts.append(mount)
+        self.mount_points.add(at)
         return mount
 
     def mount_export(self, name: str, subdirectory: str = "") -> Mount:
@@ -369,7 +372,11 @@ NFS_KRB5 {{ Active_krb5 = false; }}
 
     def leftovers(self) -> list[str]:
         """What is still mounted or running that this world started."""
-        found = [f"mounted: {p}" for p in _mountinfo_points() if self.workdir in p.parents]
+        found = [
+            f"mounted: {p}"
+            for p in _mountinfo_points()
+            if self.workdir in p.parents or p in self.mount_points
+        ]
         found += [f"fuse-nfs daemon {m.pid} of {m.path}" for m in self.mounts if _alive(m.pid)]
         for name, process in (("ganesha.nfsd", self.ganesha), ("rpcbind", self.rpcbind)):
             if process is not None and process.poll() is None:
