@@ -24,8 +24,11 @@ from devcluster.versions import REPO_ROOT, cache_root
 
 ARCHIVE_SETTING = "NFS_PROVISIONER_FUSE_NFS_ARCHIVE"
 DEFAULT_ARCHIVE = REPO_ROOT.parent / "shared" / "fuse-nfs" / "fuse-nfs-331e6fe.tar.gz"
-# What the world runs: the server, its VFS backend, the portmapper, FUSE and fuse-nfs's libraries.
-RUNTIME_PACKAGES = ("nfs-ganesha", "nfs-ganesha-vfs", "rpcbind", "fuse", "libnfs13", "libfuse2")
+# What the world runs: the server, its VFS backend, the portmapper and fuse-nfs's libraries;
+# and fusermount, from fuse or fuse3 (which replaces fuse: either will do, so neither is
+# swapped for the other under another tool that needs it).
+RUNTIME_PACKAGES = ("nfs-ganesha", "nfs-ganesha-vfs", "rpcbind", "libnfs13", "libfuse2")
+FUSE_PACKAGES = ("fuse", "fuse3")
 BUILD_PACKAGES = (
     "libnfs-dev",
     "libfuse-dev",
@@ -111,6 +114,13 @@ def _command(name: str, package: str) -> Path:
     return Path(found)
 
 
+def _fusermount() -> Path:
+    try:
+        return _command("fusermount", "fuse")
+    except NfsWorldError:
+        return _command("fusermount3", "fuse3")
+
+
 def build_fuse_nfs(archive: Path) -> Path:
     """fuse-nfs built from ``archive`` into the cache, once per archive content."""
     if not archive.is_file():
@@ -163,12 +173,15 @@ def ensure_tools() -> Tools:
         )
     if not Path("/dev/fuse").exists():
         raise NfsWorldError("/dev/fuse does not exist: fuse-nfs needs FUSE in the kernel")
-    install_packages(RUNTIME_PACKAGES, "the real NFS world (NFS-Ganesha, rpcbind, fuse-nfs)")
+    purpose = "the real NFS world (NFS-Ganesha, rpcbind, fuse-nfs)"
+    install_packages(RUNTIME_PACKAGES, purpose)
+    if not any(_is_installed(package) for package in FUSE_PACKAGES):
+        install_packages(FUSE_PACKAGES[:1], purpose)
     return Tools(
         ganesha=_command("ganesha.nfsd", "nfs-ganesha"),
         rpcbind=_command("rpcbind", "rpcbind"),
         rpcinfo=_command("rpcinfo", "rpcbind"),
-        fusermount=_command("fusermount", "fuse"),
+        fusermount=_fusermount(),
         fuse_nfs=build_fuse_nfs(archive_path()),
     )
 
