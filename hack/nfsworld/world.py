@@ -6,7 +6,8 @@ kubelet would), then ganesha in the foreground as a child process, on free ports
 is a temporary directory whose path is also its NFSv4 pseudo path, so NFSv3 and NFSv4 clients
 name the same ``server:path``. When the block ends, every fuse-nfs mount is unmounted and its
 daemon gone, ganesha is stopped, rpcbind too if the world started it, and the work directory
-removed; anything still mounted or running is an error.
+removed; anything still mounted or running is an error. One world runs at a time on a
+machine (a lock in the cache directory): rpcbind maps one NFS server per machine.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import enum
+import fcntl
 import os
 import shutil
 import signal
@@ -27,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from devcluster.controlplane import free_port
+from devcluster.versions import cache_root
 
 from nfsworld.tools import NfsWorldError, Tools, ensure_tools
 
@@ -35,6 +38,9 @@ NFS_PROGRAM = 100003
 MOUNT_PROGRAM = 100005
 ANONYMOUS_ID = 65534
 _PR_SET_PDEATHSIG = 1
+# rpcbind maps each RPC program to one server per machine: a second NFS world would take
+# over the first one's mapping, and remove it when it stops. So one world at a time.
+WORLD_LOCK_WAIT = 300.0
 
 
 class Squash(enum.StrEnum):
@@ -403,6 +409,46 @@ NFS_KRB5 {{ Active_krb5 = false; }}
 
 
 @contextlib.contextmanager
+def _one_world_at_a_time() -> Iterator[None]:
+    timeout = WORLD_LOCK_WAIT
+    path = cache_root() / "nfsworld.lock"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a+") as lock:
+        deadline = time.monotonic() + timeout
+        told = False
+        while True:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                lock.seek(0)
+                holder = lock.read().strip() or "?"
+                if time.monotonic() > deadline:
+                    raise NfsWorldError(
+                        f"another NFS world (pid {holder}, e.g. `make demo NFS=real` or another "
+                        f"test run) still holds {path} after {timeout:.0f}s: rpcbind maps one NFS "
+                        "server per machine, so only one world runs at a time; stop the other"
+                    ) from None
+                if not told:
+                    print(
+                        f"[nfsworld] waiting for the NFS world of pid {holder} to end "
+                        "(rpcbind maps one NFS server per machine)",
+                        file=sys.stderr,
+                        flush=True,
+                    )
+                    told = True
+                time.sleep(1)
+        lock.seek(0)
+        lock.truncate()
+        lock.write(str(os.getpid()))
+        lock.flush()
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+@contextlib.contextmanager
 def start_nfs_world(
     exports: Mapping[str, Squash] | None = None,
     *,
@@ -419,6 +465,14 @@ def start_nfs_world(
             "exports are created and checked on the server's side"
         )
     tools = tools or ensure_tools()
+    with _one_world_at_a_time(), _running_world(tools, workdir, exports) as world:
+        yield world
+
+
+@contextlib.contextmanager
+def _running_world(
+    tools: Tools, workdir: Path | None, exports: Mapping[str, Squash] | None
+) -> Iterator[NfsWorld]:
     owned = workdir is None
     directory = Path(tempfile.mkdtemp(prefix="nfs-provisioner-nfs-")) if owned else workdir
     assert directory is not None
