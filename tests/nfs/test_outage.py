@@ -8,6 +8,7 @@ served once, the released volume is archived, and nothing is left over.
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
@@ -105,8 +106,13 @@ def test_server_outage_mid_burst_blocks_boundedly_is_reported_and_loses_nothing(
             what="the release to be reported stuck",
         )
         assert provisioner.metric("nfs_provisioner_oldest_operation_seconds") >= 2
-        # Bounded: the calls waiting on the mount are the busy workers', no other thread's.
-        assert _blocked_on_mount(pid) == WORKERS + 1, _threads(pid)
+        # Bounded: the calls waiting on the mount are the busy workers', no other thread's
+        # (the least of a few looks, so a thread passing through a short wait does not count).
+        blocked = []
+        for _ in range(3):
+            blocked.append(_blocked_on_mount(pid))
+            time.sleep(0.2)
+        assert min(blocked) == WORKERS + 1, _threads(pid)
         print(f"\nduring the outage, threads of the provisioner: {_threads(pid)}")
         assert provisioner.http_status("/readyz") == 503
         assert provisioner.http_status("/healthz") == 200
