@@ -4,11 +4,12 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: test test-full demo lint unit e2e binaries image pin bench bench-quick clean help
+.PHONY: test test-full demo lint unit e2e nfs binaries image pin bench bench-quick clean help
 BENCH_STAMP := $(VENV)/.bench-installed
 
 help:
 	@echo "make demo   - start a local control plane and the provisioner on .demo/export"
+	@echo "make demo NFS=real - the same on a real NFS server and fuse-nfs mount (root)"
 	@echo "make test   - lint, type-check and run every test (unit and end-to-end)"
 	@echo "make image  - build the container image with podman, tagged as the chart's image.*"
 	@echo "make bench  - burst benchmark against the Go provisioner and the floor (~25 min)"
@@ -41,6 +42,10 @@ unit: $(STAMP)
 e2e: $(STAMP) binaries
 	$(PY) -m pytest tests/e2e
 
+# The provisioner on a real NFS server (NFS-Ganesha) through fuse-nfs; needs root (see README).
+nfs: $(STAMP) binaries
+	$(PY) -m pytest tests/nfs
+
 # pytest exits 5 when no test ran, so an empty run fails here too.
 test: $(STAMP) binaries lint
 	$(PY) -m pytest tests
@@ -49,8 +54,10 @@ test: $(STAMP) binaries lint
 test-full: $(STAMP) binaries lint
 	NFS_PROVISIONER_HYPOTHESIS_EXAMPLES=10000 $(PY) -m pytest tests
 
+# NFS=real: the export is a real NFS server (NFS-Ganesha) mounted with fuse-nfs; needs root.
+NFS ?= local
 demo: $(STAMP) binaries
-	$(PY) hack/demo.py
+	$(PY) hack/demo.py --nfs $(NFS)
 
 $(BENCH_STAMP): $(STAMP)
 	$(PY) -m pip install --quiet -e '.[dev,bench]'

@@ -24,11 +24,12 @@ from devcluster.versions import read_versions
 
 from benchmarks import report
 from benchmarks.goprovisioner import GoProvisioner, ensure_go_provisioner
+from benchmarks.nfs import OursOnNfs
 from benchmarks.runner import RunResult, RunSpec, run_one
 from benchmarks.systems import Floor, GoOriginal, Ours, System, go_mount_root
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
-SYSTEMS = ("ours", "go", "floor")
+SYSTEMS = ("ours", "ours-nfs", "go", "floor")
 
 
 @dataclass(frozen=True)
@@ -61,9 +62,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--rounds", type=int, default=3, help="rounds, alternating systems (3)")
     parser.add_argument("--sizes", default="100,1000,5000", help="N for ours")
+    parser.add_argument(
+        "--nfs-sizes",
+        default="1000",
+        help="N for ours on a real NFS mount (fuse-nfs + NFS-Ganesha; needs root)",
+    )
     parser.add_argument("--floor-sizes", default="100,1000,5000x1", help="N for the floor")
     parser.add_argument("--go-sizes", default="100,500x1", help="N for the Go provisioner")
-    parser.add_argument("--systems", default=",".join(SYSTEMS), help="ours,go,floor")
+    parser.add_argument("--systems", default=",".join(SYSTEMS), help="ours,ours-nfs,go,floor")
     parser.add_argument("--no-go", action="store_true", help="leave out the Go provisioner")
     parser.add_argument(
         "--default-cm-sizes",
@@ -101,6 +107,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         args.rounds = 1
         args.sizes = "100"
         args.floor_sizes = "100"
+        args.nfs_sizes = ""
         args.no_go = True
         args.memory = False
     return args
@@ -112,6 +119,7 @@ def build_plan(args: argparse.Namespace) -> list[RunSpec]:
         systems.remove("go")
     sizes = {"ours": parse_sizes(args.sizes), "floor": parse_sizes(args.floor_sizes)}
     sizes["go"] = parse_sizes(args.go_sizes)
+    sizes["ours-nfs"] = parse_sizes(args.nfs_sizes)
     all_n = sorted({size.n for s in systems for size in sizes[s]})
     smallest_go = min((size.n for size in sizes["go"]), default=0)
 
@@ -119,7 +127,7 @@ def build_plan(args: argparse.Namespace) -> list[RunSpec]:
         # Deletion is timed in every round for ours. The floor's is timed in the first round
         # only, and the Go provisioner's at its smallest N only: both are paced by something
         # that does not vary (the PV binder; client-go's 5 QPS), and time is short.
-        if system == "ours":
+        if system in ("ours", "ours-nfs"):
             return True
         if system == "floor":
             return round_number == 1
@@ -180,6 +188,8 @@ def build_plan(args: argparse.Namespace) -> list[RunSpec]:
 def make_system(name: str, args: argparse.Namespace, go: GoProvisioner | None) -> System:
     if name == "ours":
         return Ours(log_level=args.log_level)
+    if name == "ours-nfs":
+        return OursOnNfs(log_level=args.log_level)
     if name == "floor":
         return Floor(threads=args.threads)
     assert go is not None

@@ -8,9 +8,9 @@ from pathlib import Path
 from typing import Any
 
 Row = dict[str, Any]
-SYSTEM_ORDER = {"ours": 0, "go": 1, "floor": 2}
+SYSTEM_ORDER = {"ours": 0, "ours-nfs": 1, "go": 2, "floor": 3}
 # One colour per system in both panels; line style tells the sizes apart.
-COLORS = {"ours": "tab:blue", "go": "tab:orange", "floor": "tab:green"}
+COLORS = {"ours": "tab:blue", "ours-nfs": "tab:purple", "go": "tab:orange", "floor": "tab:green"}
 LINE_STYLES = (":", "-.", "--", "-")
 
 

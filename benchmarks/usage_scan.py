@@ -5,7 +5,9 @@ bytes) under a scratch export, then runs complete scans through the provisioner'
 path (UsageReporter -> NFSBackend.measure -> the descriptor-based walk, gauges included) and
 reports wall time, CPU time and entries per second. ``--rate`` applies the scan's rate limit
 (entries per second) as the daemon would; without it the scan runs flat out, which gives the
-CPU cost per entry. ``--export`` points it at a real NFS mount to measure the network too.
+CPU cost per entry. ``--export`` points it at a real NFS mount to measure the network too;
+``--nfs-real`` makes one: a fresh NFS-Ganesha export on 127.0.0.1 mounted with fuse-nfs
+(hack/nfsworld, root).
 """
 
 from __future__ import annotations
@@ -17,10 +19,12 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from nfsworld import Squash, start_nfs_world
 
 from nfs_provisioner.controller.usage_reports import UsageReporter
 from nfs_provisioner.nfs import NFSBackend
@@ -116,9 +120,20 @@ def main() -> None:
         "--rate", type=float, default=None, help="entries per second (default: unlimited)"
     )
     parser.add_argument("--export", type=Path, help="directory to create the volumes in")
+    parser.add_argument(
+        "--nfs-real",
+        action="store_true",
+        help="create them on a fuse-nfs mount of a fresh NFS-Ganesha export (needs root)",
+    )
     arguments = parser.parse_args()
 
-    with scratch_export(arguments.export) as export:
+    with ExitStack() as stack:
+        root = arguments.export
+        if arguments.nfs_real:
+            world = stack.enter_context(start_nfs_world({"usage": Squash.NONE}))
+            root = world.mount(world.exports["usage"].url).path
+            print(world.describe())
+        export = stack.enter_context(scratch_export(root))
         started = time.perf_counter()
         bodies = populate(export, arguments.volumes, arguments.files, arguments.file_size)
         print(

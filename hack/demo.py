@@ -5,7 +5,12 @@ Starts etcd, kube-apiserver and kube-controller-manager on 127.0.0.1, runs
 and a claim, shows the claim Bound and its directory, then keeps running until Ctrl-C.
 
     python hack/demo.py            # what `make demo` runs
+    python hack/demo.py --nfs real # `make demo NFS=real`: a real NFS server and mount (root)
     python hack/demo.py claim NAME [SIZE]   # from a second terminal: one more claim
+
+With ``--nfs real`` the export is a directory served by NFS-Ganesha on 127.0.0.1 with
+root_squash, mounted at .demo/export with fuse-nfs (hack/nfsworld); PVs name that server and
+export, so a kubelet could mount them.
 """
 
 from __future__ import annotations
@@ -16,6 +21,9 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -23,6 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from devcluster import start_control_plane
 from devcluster.controlplane import free_port
 from devcluster.versions import REPO_ROOT
+from nfsworld import NfsWorld, Squash, start_nfs_world
 
 from nfs_provisioner.kube import ApiClient, ApiError, connect, paths
 from nfs_provisioner.objects import new_claim
@@ -73,19 +82,39 @@ def add_claim(name: str, size: str) -> None:
     show(api, name)
 
 
-def demo() -> None:
+@dataclass(frozen=True)
+class DemoExport:
+    server: str
+    path: str
+
+
+@contextmanager
+def demo_export(real_nfs: bool) -> Iterator[DemoExport]:
+    """EXPORT as a plain directory, or as a fuse-nfs mount of a real NFS-Ganesha export."""
     # The control plane is new every time, so volumes left from an earlier demo mean nothing.
     shutil.rmtree(EXPORT, ignore_errors=True)
     EXPORT.mkdir(parents=True)
-    with start_control_plane() as plane:
+    if not real_nfs:
+        yield DemoExport(server="127.0.0.1", path="/exports/demo")
+        return
+    world: NfsWorld
+    with start_nfs_world({"demo": Squash.ROOT}) as world:
+        export = world.exports["demo"]
+        world.mount(export.url, at=EXPORT)
+        print(world.describe(), flush=True)
+        yield DemoExport(server=world.server, path=str(export.path))
+
+
+def demo(real_nfs: bool) -> None:
+    with demo_export(real_nfs) as export, start_control_plane() as plane:
         DEMO_DIR.mkdir(exist_ok=True)
         KUBECONFIG_LINK.unlink(missing_ok=True)
         KUBECONFIG_LINK.symlink_to(plane.kubeconfig)
         metrics_port = free_port()
         env = {
             **os.environ,
-            "NFS_SERVER": "127.0.0.1",
-            "NFS_PATH": "/exports/demo",
+            "NFS_SERVER": export.server,
+            "NFS_PATH": export.path,
             "PROVISIONER_NAME": PROVISIONER_NAME,
             "KUBECONFIG": str(plane.kubeconfig),
             "NFS_MOUNT_PATH": str(EXPORT),
@@ -148,8 +177,12 @@ Press Ctrl-C to stop everything.""",
 def main() -> None:
     if len(sys.argv) >= 3 and sys.argv[1] == "claim":
         add_claim(sys.argv[2], sys.argv[3] if len(sys.argv) > 3 else "1Gi")
+    elif sys.argv[1:] in ([], ["--nfs", "local"]):
+        demo(real_nfs=False)
+    elif sys.argv[1:] == ["--nfs", "real"]:
+        demo(real_nfs=True)
     else:
-        demo()
+        raise SystemExit("usage: demo.py [--nfs local|real] | demo.py claim NAME [SIZE]")
 
 
 if __name__ == "__main__":

@@ -360,6 +360,16 @@ KNOBS: tuple[Knob, ...] = (
         "DURATION",
     ),
     Knob(
+        "stuck_operation_after",
+        "controller.stuck_operation_after",
+        "--stuck-operation-after",
+        "NFS_PROVISIONER_STUCK_OPERATION_AFTER",
+        parse_duration,
+        "an operation running this long is stuck (an NFS server not answering): readiness "
+        "fails and nfs_provisioner_stuck_operations counts it until it returns",
+        "DURATION",
+    ),
+    Knob(
         "usage_scan_interval",
         "controller.usage_scan_interval",
         "--usage-scan-interval",

@@ -64,7 +64,7 @@ def run(settings: Settings) -> int:
                 return f"{informer.kind} cache not synced yet"
             if not informer.connected:
                 return f"{informer.kind} watch disconnected: {informer.last_error}"
-        return None
+        return controller.watch.problem()
 
     def liveness() -> str | None:
         return None if controller.workers_alive() else "a worker thread died"

@@ -8,10 +8,15 @@ from __future__ import annotations
 
 import posixpath
 import re
+import urllib.parse
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 NFS_TYPES = frozenset({"nfs", "nfs4"})
+# A userspace NFS client through FUSE (libnfs); its source is the URL nfs://server/path?options.
+FUSE_NFS_TYPE = "fuse.fuse-nfs"
+# libnfs speaks NFSv3 unless the URL asks for ?version=4.
+LIBNFS_DEFAULT_VERSION = "3"
 _OCTAL_ESCAPE = re.compile(r"\\([0-7]{3})")
 
 
@@ -30,7 +35,17 @@ class Mount:
 
     @property
     def is_nfs(self) -> bool:
-        return self.fs_type in NFS_TYPES
+        return self.fs_type in NFS_TYPES or self._nfs_url is not None
+
+    @property
+    def _nfs_url(self) -> urllib.parse.SplitResult | None:
+        """The source of a fuse-nfs mount, parsed; None for any other mount."""
+        if self.fs_type != FUSE_NFS_TYPE:
+            return None
+        url = urllib.parse.urlsplit(self.source)
+        if url.scheme != "nfs" or not url.hostname or not url.path.startswith("/"):
+            return None
+        return url
 
     @property
     def read_only(self) -> bool:
@@ -46,6 +61,10 @@ class Mount:
     @property
     def nfs_version(self) -> str | None:
         """ "3", "4.1", ...; None when neither the options nor the type tell."""
+        url = self._nfs_url
+        if url is not None:
+            asked = urllib.parse.parse_qs(url.query).get("version")
+            return asked[-1] if asked else LIBNFS_DEFAULT_VERSION
         version = self.option("vers") or self.option("nfsvers")
         if version is None and self.fs_type == "nfs4":
             return "4"
@@ -56,6 +75,10 @@ class Mount:
         """(server, path on the server) of an NFS mount's source ``server:/path``."""
         if not self.is_nfs:
             return None
+        url = self._nfs_url
+        if url is not None:
+            assert url.hostname is not None  # _nfs_url only returns URLs with a host
+            return url.hostname, posixpath.normpath(urllib.parse.unquote(url.path))
         # IPv6 servers are written in brackets: [fd00::1]:/export.
         server, separator, path = self.source.rpartition(":")
         if not separator or not path.startswith("/"):

@@ -26,6 +26,7 @@ from nfs_provisioner.controller.resizing import needs_resize
 from nfs_provisioner.controller.seam import KubeCluster
 from nfs_provisioner.controller.settings import ControllerSettings, RetryLaterError
 from nfs_provisioner.controller.usage_reports import UsageReporter
+from nfs_provisioner.controller.watchdog import OperationWatch
 from nfs_provisioner.controller.workqueue import ItemBackoff, WorkQueue
 from nfs_provisioner.kube import (
     WARNING,
@@ -130,6 +131,8 @@ class ProvisionController:
         self.volume_reconciler = VolumeReconciler(cluster, backend, settings)
         self.resize_reconciler = ResizeReconciler(cluster, backend, settings)
         self._workers: list[threading.Thread] = []
+        self.watch = OperationWatch(settings.stuck_operation_after)
+        self.watch.publish(queue.name for queue in self.queues)
         log.debug("controller created", provisioner=name)
 
     # -- wiring --------------------------------------------------------------------------
@@ -248,7 +251,8 @@ class ProvisionController:
             if key is None:
                 return
             try:
-                sync(key)
+                with self.watch.track(queue.name, key):
+                    sync(key)
                 queue.forget(key)
             except Exception as error:
                 self._requeue(queue, key, error)

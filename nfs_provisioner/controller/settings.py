@@ -20,6 +20,8 @@ class ControllerSettings:
     usage_scan_interval: float = 600.0
     usage_scan_rate: float = 2000.0
     archive_sweep_interval: float = 3600.0
+    # An operation running this long is reported stuck (readiness, metrics): see watchdog.
+    stuck_operation_after: float = 60.0
 
     @property
     def resize_workers(self) -> int:

@@ -112,12 +112,25 @@ class ExportRoot:
                 os.fchown(fd, -1 if uid is None else uid, -1 if gid is None else gid)
             except OSError as error:
                 raise self._chown_error(rel, uid, gid, error) from error
+            self._check_owner_kept(fd, rel, uid, gid)
         # After chown: changing the owner may clear the setgid bit that the mode asks for.
         try:
             os.fchmod(fd, mode)
         except OSError as error:
             what = f"set the mode of directory {_show(rel)}"
             raise self._storage_error(what, error) from error
+
+    def _check_owner_kept(
+        self, fd: int, rel: PurePosixPath, uid: int | None, gid: int | None
+    ) -> None:
+        """An NFS server may map the owner it was given instead of refusing it: NFS-Ganesha
+        with all_squash gives the directory to the anonymous user and reports success."""
+        kept = os.fstat(fd)
+        if (uid is not None and kept.st_uid != uid) or (gid is not None and kept.st_gid != gid):
+            refused = OSError(
+                errno.EPERM, f"the server kept uid {kept.st_uid} gid {kept.st_gid} instead"
+            )
+            raise self._chown_error(rel, uid, gid, refused)
 
     def _chown_error(
         self, rel: PurePosixPath, uid: int | None, gid: int | None, error: OSError

@@ -1,4 +1,4 @@
-"""Session fixtures: one real control plane (etcd, kube-apiserver, kube-controller-manager)."""
+"""Fixtures of the e2e tier; the session's control plane and cluster are in tests/conftest.py."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from devcluster import ControlPlane, ensure_binaries, start_control_plane
+from devcluster import ControlPlane
 
 from tests.e2e.harness import Cluster, Provisioner, unique
 
@@ -17,21 +17,6 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if "tests/e2e" in str(item.path):
             item.add_marker(pytest.mark.e2e)
-
-
-@pytest.fixture(scope="session")
-def control_plane() -> Iterator[ControlPlane]:
-    # The binder's default 20 QPS would make every burst test wait on the controller-manager;
-    # what is tested here is the provisioner.
-    with start_control_plane(
-        binaries=ensure_binaries(), controller_manager_qps=500, controller_manager_burst=1000
-    ) as plane:
-        yield plane
-
-
-@pytest.fixture(scope="session")
-def cluster(control_plane: ControlPlane) -> Cluster:
-    return Cluster.connect(control_plane)
 
 
 @pytest.fixture(autouse=True)

@@ -89,3 +89,24 @@ def test_server_path_joins_export_root_and_the_path_inside() -> None:
 def test_malformed_lines_are_reported(line: str) -> None:
     with pytest.raises(MountinfoError, match="line 2"):
         parse_mountinfo("1 0 0:1 / / rw - ext4 /dev/a rw\n" + line + "\n")
+
+
+FUSE_NFS = """\
+42 27 0:39 / /mnt/export rw,relatime - fuse.fuse-nfs nfs://127.0.0.1/srv/export rw,allow_other
+43 27 0:40 / /mnt/v4 rw,relatime - fuse.fuse-nfs nfs://nfs.lan/srv/a%20b/?version=4&uid=0 rw
+44 27 0:41 / /mnt/sshfs rw,relatime - fuse.sshfs host:/srv rw
+"""
+
+
+def test_a_fuse_nfs_mount_is_nfs_and_its_url_names_server_path_and_version() -> None:
+    v3, v4, sshfs = parse_mountinfo(FUSE_NFS)
+    assert v3.is_nfs
+    assert v3.export == ("127.0.0.1", "/srv/export")
+    # libnfs speaks NFSv3 unless the URL asks for another version.
+    assert v3.nfs_version == "3"
+    assert server_path(v3, "/mnt/export/vol") == "/srv/export/vol"
+    assert v4.is_nfs
+    assert v4.export == ("nfs.lan", "/srv/a b")
+    assert v4.nfs_version == "4"
+    assert not sshfs.is_nfs
+    assert sshfs.export is None

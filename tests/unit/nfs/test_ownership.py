@@ -192,6 +192,7 @@ def test_a_reused_directory_keeps_its_owner_and_mode(
 def test_chown_leaves_the_unnamed_id_alone(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     calls: list[tuple[int, int]] = []
     monkeypatch.setattr(os, "fchown", lambda fd, uid, gid: calls.append((uid, gid)))
+    monkeypatch.setattr(ExportRoot, "_check_owner_kept", lambda *args: None)
     ExportRoot(tmp_path).create_directory(PurePosixPath("a"), gid=5)
     ExportRoot(tmp_path).create_directory(PurePosixPath("b"), uid=6)
     ExportRoot(tmp_path).create_directory(PurePosixPath("c"))
@@ -339,3 +340,14 @@ def test_an_out_of_bounds_claim_fails_before_anything_is_created(
         with pytest.raises(InvalidAnnotationError):
             backend.provision(_request(parameters, wishes))
     assert list((tmp_path / "export").iterdir()) == []
+
+
+def test_an_owner_the_server_silently_maps_is_a_refused_chown(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # NFS-Ganesha with all_squash: chown "succeeds" and the owner stays the anonymous user.
+    monkeypatch.setattr(os, "fchown", lambda fd, uid, gid: None)
+    wanted = os.geteuid() + 1
+    with pytest.raises(StorageError, match=f"to uid {wanted}: the server kept uid"):
+        ExportRoot(tmp_path).create_directory(PurePosixPath("a"), uid=wanted)
+    assert list(tmp_path.iterdir()) == []
