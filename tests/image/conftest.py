@@ -6,10 +6,8 @@ from __future__ import annotations
 import pytest
 from devcluster.image import chart_image, ensure_image
 
-# One control plane per session, as tests/e2e has (this directory is outside its conftest).
-from tests.e2e.conftest import cluster, control_plane
-
-__all__ = ["cluster", "control_plane"]
+# The session's control plane and cluster fixtures come from tests/conftest.py, shared with
+# tests/e2e and tests/nfs.
 
 # The image a non-root deployment uses: the Dockerfile built with --build-arg UID/GID.
 NOBODY = 65534
