@@ -1,12 +1,6 @@
 """Benchmarks of nfs_provisioner against the Go original and the API server's own limit.
 
-They use the development control plane helpers in ``hack/devcluster``, which are not part of
-the installed package, so importing this package puts ``hack/`` on ``sys.path``.
+They use the development helpers in ``hack/`` (``devcluster``, ``nfsworld``), which the
+development install puts on ``sys.path`` (``dev-mode-dirs`` in pyproject.toml); the installed
+wheel, and so the image, carries ``nfs_provisioner`` only.
 """
-
-import sys
-from pathlib import Path
-
-_HACK = str(Path(__file__).resolve().parent.parent / "hack")
-if _HACK not in sys.path:
-    sys.path.insert(0, _HACK)

@@ -26,8 +26,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
 from devcluster import start_control_plane
 from devcluster.controlplane import free_port
 from devcluster.versions import REPO_ROOT

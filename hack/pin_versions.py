@@ -12,10 +12,7 @@ from __future__ import annotations
 import json
 import re
 import subprocess
-import sys
 from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from devcluster.binaries import go_environment
 from devcluster.versions import HACK_DIR, read_versions
