@@ -10,7 +10,7 @@ import pytest
 
 from nfs_provisioner.config import KNOBS, ExportMount, parse_extra_exports
 from nfs_provisioner.nfs.params import parse_class_parameters
-from tests.chart.helm import Rendered, render
+from tests.chart.helm import Rendered, render, render_error
 from tests.chart.values import (
     EVERYTHING,
     MINIMAL,
@@ -261,9 +261,18 @@ def _absent(kind: str) -> Check:
     return check
 
 
-def _same_objects_as_defaults(rendered: Rendered) -> None:
-    # PodSecurityPolicy is gone since Kubernetes 1.25: the key changes nothing at all.
-    assert rendered.objects == render(values=MINIMAL).objects
+def _upstream_names(rendered: Rendered) -> None:
+    selector = rendered.deployment["spec"]["selector"]["matchLabels"]
+    assert selector == {"app": "nfs-client-provisioner", "release": "nfs-provisioner"}
+    assert rendered.provisioner_name == "cluster.local/nfs-provisioner-nfs-client-provisioner"
+    # stable/nfs-client-provisioner's default export path.
+    assert rendered.env["NFS_PATH"] == "/ifs/kubernetes"
+
+
+# Keys whose every non-default value the chart refuses, with what its message says.
+REFUSED = {
+    "podSecurityPolicy.enabled": (True, "PodSecurityPolicy was removed in Kubernetes 1.25"),
+}
 
 
 _MOUNT_OPTIONS = {"nfs": {"mountOptions": ["nfsvers=4.1", "hard"]}}
@@ -367,8 +376,10 @@ CASES = [
         _is("StorageClass", "metadata.annotations", {"example.com/owner": "storage-team"}),
     ),
     KeyCase("leaderElection.enabled", False, _leader_election_off),
-    KeyCase("rbac.create", False, _no_rbac),
-    KeyCase("podSecurityPolicy.enabled", True, _same_objects_as_defaults),
+    # Refused unless rbac.externalRulesGranted says the hand-made rules are complete.
+    KeyCase("rbac.create", False, _no_rbac, also={"rbac": {"externalRulesGranted": True}}),
+    KeyCase("rbac.externalRulesGranted", True, _no_rbac, also={"rbac": {"create": False}}),
+    KeyCase("compat", "nfs-client-provisioner", _upstream_names),
     KeyCase(
         "priorityClassName",
         "system-cluster-critical",
@@ -457,7 +468,13 @@ CASES = [
 def test_every_values_key_has_a_case() -> None:
     keys = set(leaf_keys(chart_defaults()))
     assert keys >= UPSTREAM_KEYS, f"upstream keys missing: {sorted(UPSTREAM_KEYS - keys)}"
-    assert sorted(case.key for case in CASES) == sorted(keys)
+    assert sorted([case.key for case in CASES] + list(REFUSED)) == sorted(keys)
+
+
+@pytest.mark.parametrize("key", sorted(REFUSED))
+def test_refused_keys_say_what_to_change(key: str) -> None:
+    value, message = REFUSED[key]
+    assert message in render_error(merged(MINIMAL, nested(key, value)))
 
 
 @pytest.mark.parametrize("case", CASES, ids=[case.key for case in CASES])
@@ -469,7 +486,10 @@ def test_values_key_changes_the_objects(case: KeyCase) -> None:
     base = merged(MINIMAL, case.also or {})
     rendered = render(values=merged(base, nested(case.key, case.value)))
     case.check(rendered)
-    if case.key != "podSecurityPolicy.enabled":
+    if case.key == "rbac.externalRulesGranted":
+        # Without it, the other key (rbac.create=false) is refused.
+        assert "rbac.externalRulesGranted=true" in render_error(base)
+    else:
         assert rendered.objects != render(values=base).objects
 
 

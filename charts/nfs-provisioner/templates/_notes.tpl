@@ -1,4 +1,5 @@
 {{- define "nfs-provisioner.notes" -}}
+{{- include "nfs-provisioner.prepare" . -}}
 {{- $fullname := include "nfs-provisioner.fullname" . -}}
 {{- $provisioner := include "nfs-provisioner.provisionerName" . -}}
 {{- $ns := .Release.Namespace -}}
@@ -12,12 +13,6 @@ StorageClass "{{ $class }}"{{ if .Values.storageClass.defaultClass }} is the clu
 {{- else }}
 No StorageClass was created (storageClass.create=false): create one with
   provisioner: {{ $provisioner }}
-{{- end }}
-{{- if .Values.podSecurityPolicy.enabled }}
-
-NOTE: podSecurityPolicy.enabled=true was ignored. PodSecurityPolicy was removed in Kubernetes
-1.25 and this chart renders none; use Pod Security Admission (namespace labels
-pod-security.kubernetes.io/enforce) instead.
 {{- end }}
 {{- if and (gt (int .Values.replicaCount) 1) (not .Values.leaderElection.enabled) }}
 
