@@ -84,6 +84,10 @@ ARCHIVES_REMOVED_TOTAL = Counter(
     "nfs_provisioner_archives_removed_total",
     "Archived directories removed because their StorageClass's archiveRetention had passed.",
 )
+ARCHIVE_REMOVAL_FAILURES_TOTAL = Counter(
+    "nfs_provisioner_archive_removal_failures_total",
+    "Expired archives that could not be removed, and archive sweeps that failed.",
+)
 VOLUME_RESIZES_TOTAL = Counter(
     "nfs_provisioner_volume_resizes_total",
     "Claim resizes by result: completed, refused (a shrink, or a class without expansion), failed.",

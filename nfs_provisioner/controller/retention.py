@@ -19,8 +19,10 @@ def run_sweeps(sweeper: StorageSweeper, *, interval: float, stop: threading.Even
         try:
             sweep_once(sweeper)
         except BackendError as error:
+            metrics.ARCHIVE_REMOVAL_FAILURES_TOTAL.inc()
             log.warning("archive sweep failed", error=str(error))
         except Exception:  # a bug must not silently end the sweeps
+            metrics.ARCHIVE_REMOVAL_FAILURES_TOTAL.inc()
             log.exception("archive sweep failed")
         stop.wait(interval)
 
@@ -32,6 +34,7 @@ def sweep_once(sweeper: StorageSweeper) -> None:
             log.info("expired archive removed", archive=expired.location, age_days=age_days)
             metrics.ARCHIVES_REMOVED_TOTAL.inc()
         else:
+            metrics.ARCHIVE_REMOVAL_FAILURES_TOTAL.inc()
             log.warning(
                 "cannot remove expired archive",
                 archive=expired.location,

@@ -276,6 +276,13 @@ REFUSED = {
 
 
 _MOUNT_OPTIONS = {"nfs": {"mountOptions": ["nfsvers=4.1", "hard"]}}
+_SM_ON = {"metrics": {"serviceMonitor": {"enabled": True}}}
+_SM_FORCED = {"metrics": {"serviceMonitor": {"force": True}}}
+_SM_ON_FORCED = merged(_SM_ON, _SM_FORCED)
+_RULE_ON = {"metrics": {"prometheusRule": {"enabled": True}}}
+_RULE_FORCED = {"metrics": {"prometheusRule": {"force": True}}}
+_RULE_ON_FORCED = merged(_RULE_ON, _RULE_FORCED)
+_DASHBOARD_ON = {"metrics": {"dashboard": {"enabled": True}}}
 _PDB_ON = {"podDisruptionBudget": {"enabled": True}}
 
 CASES = [
@@ -448,6 +455,98 @@ CASES = [
         "metrics.service.annotations",
         {"prometheus.io/scrape": "true"},
         _is("Service", "metadata.annotations", {"prometheus.io/scrape": "true"}),
+    ),
+    KeyCase(
+        "metrics.serviceMonitor.enabled",
+        True,
+        _is("ServiceMonitor", "kind", "ServiceMonitor"),
+        also=_SM_FORCED,
+    ),
+    KeyCase(
+        "metrics.serviceMonitor.force",
+        True,
+        _is("ServiceMonitor", "kind", "ServiceMonitor"),
+        also=_SM_ON,
+    ),
+    KeyCase(
+        "metrics.serviceMonitor.interval",
+        "10s",
+        _is("ServiceMonitor", "spec.endpoints.0.interval", "10s"),
+        also=_SM_ON_FORCED,
+    ),
+    KeyCase(
+        "metrics.serviceMonitor.scrapeTimeout",
+        "5s",
+        _is("ServiceMonitor", "spec.endpoints.0.scrapeTimeout", "5s"),
+        also=_SM_ON_FORCED,
+    ),
+    KeyCase(
+        "metrics.serviceMonitor.labels",
+        {"release": "kps"},
+        _is("ServiceMonitor", "metadata.labels.release", "kps"),
+        also=_SM_ON_FORCED,
+    ),
+    KeyCase(
+        "metrics.prometheusRule.enabled",
+        True,
+        _is("PrometheusRule", "kind", "PrometheusRule"),
+        also=_RULE_FORCED,
+    ),
+    KeyCase(
+        "metrics.prometheusRule.force",
+        True,
+        _is("PrometheusRule", "kind", "PrometheusRule"),
+        also=_RULE_ON,
+    ),
+    KeyCase(
+        "metrics.prometheusRule.for",
+        "1h",
+        _is("PrometheusRule", "spec.groups.0.rules.0.for", "1h"),
+        also=_RULE_ON_FORCED,
+    ),
+    KeyCase(
+        "metrics.prometheusRule.labels",
+        {"role": "alerts"},
+        _is("PrometheusRule", "metadata.labels.role", "alerts"),
+        also=_RULE_ON_FORCED,
+    ),
+    KeyCase(
+        "metrics.dashboard.enabled",
+        True,
+        _is("ConfigMap", "metadata.labels.grafana_dashboard", "1"),
+    ),
+    KeyCase(
+        "metrics.dashboard.labels.grafana_dashboard",
+        "yes",
+        _is("ConfigMap", "metadata.labels.grafana_dashboard", "yes"),
+        also=_DASHBOARD_ON,
+    ),
+    KeyCase(
+        "metrics.dashboard.annotations",
+        {"grafana_folder": "Storage"},
+        _is("ConfigMap", "metadata.annotations", {"grafana_folder": "Storage"}),
+        also=_DASHBOARD_ON,
+    ),
+    KeyCase(
+        "metrics.dashboard.namespace",
+        "monitoring",
+        _is("ConfigMap", "metadata.namespace", "monitoring"),
+        also=_DASHBOARD_ON,
+    ),
+    KeyCase(
+        "topologySpreadConstraints",
+        [
+            {
+                "maxSkew": 1,
+                "topologyKey": "topology.kubernetes.io/zone",
+                "whenUnsatisfiable": "ScheduleAnyway",
+            }
+        ],
+        _is(
+            "Deployment",
+            f"{_POD}.topologySpreadConstraints.0.labelSelector.matchLabels",
+            {"app": "nfs-provisioner", "release": "nfs-provisioner"},
+        ),
     ),
     KeyCase("log.format", "console", _env("NFS_PROVISIONER_LOG_FORMAT", "console")),
     KeyCase("log.level", "debug", _env("NFS_PROVISIONER_LOG_LEVEL", "debug")),

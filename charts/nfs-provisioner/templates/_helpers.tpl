@@ -348,3 +348,23 @@ rolling update from the Go image would let two provisioners act at once.
 {{- end -}}
 {{- end -}}
 {{- end -}}
+
+{{/* The metrics Service; Service names are DNS labels: at most 63 characters. */}}
+{{- define "nfs-provisioner.metricsServiceName" -}}
+{{- printf "%s-metrics" (include "nfs-provisioner.fullname" . | trunc 55 | trimSuffix "-") -}}
+{{- end -}}
+
+{{/*
+"true" when a monitoring.coreos.com object is to be rendered: enabled, and the cluster serves
+the kind (or force: e.g. helm template, or the CRDs come with the same install).
+Context: dict "root", "values" (its values: enabled, force) and "kind".
+*/}}
+{{- define "nfs-provisioner.monitoring" -}}
+{{- if and .values.enabled (or .values.force (.root.Capabilities.APIVersions.Has (printf "monitoring.coreos.com/v1/%s" .kind))) -}}true{{- end -}}
+{{- end -}}
+
+{{/* The common labels, with "extra" (user-given, e.g. release: kube-prometheus-stack) winning. */}}
+{{- define "nfs-provisioner.monitoringLabels" -}}
+{{- $labels := include "nfs-provisioner.labels" .root | fromYaml -}}
+{{- toYaml (mergeOverwrite $labels (default (dict) .extra)) -}}
+{{- end -}}

@@ -19,6 +19,13 @@ No StorageClass was created (storageClass.create=false): create one with
 WARNING: {{ .Values.replicaCount }} replicas with leaderElection.enabled=false: every replica
 provisions and deletes at once. Enable leader election unless that is what you want.
 {{- end }}
+{{- range $kind, $values := dict "ServiceMonitor" .Values.metrics.serviceMonitor "PrometheusRule" .Values.metrics.prometheusRule }}
+{{- if and $values.enabled (not (include "nfs-provisioner.monitoring" (dict "root" $ "values" $values "kind" $kind))) }}
+
+NOTE: no {{ $kind }} was rendered: the cluster does not serve monitoring.coreos.com/v1 (install
+the Prometheus Operator's CRDs first, or set metrics.{{ $kind | untitle }}.force=true).
+{{- end }}
+{{- end }}
 {{- if not .Values.rbac.create }}
 
 rbac.create=false: bind the ServiceAccount "{{ include "nfs-provisioner.serviceAccountName" . }}" to the rules listed in the
