@@ -195,7 +195,7 @@ def test_upstream_release_upgrades_in_place_and_rolls_back(
             base = ("upgrade", release.name, str(CHART))
             refused = release.helm(*base, "-f", str(values_path), check=False)
             assert refused.returncode != 0
-            assert f"set compat={chart}" in refused.stderr
+            assert f"Set compat={chart}" in refused.stderr
             # So is a rolling update from the Go image: two provisioners would act at once.
             rolling = release.helm(
                 *base,
@@ -209,6 +209,13 @@ def test_upstream_release_upgrades_in_place_and_rolls_back(
             )
             assert rolling.returncode != 0
             assert "strategyType=Recreate" in rolling.stderr
+            # Without the class check (no class rendered), the release's Deployment refuses.
+            no_class = release.helm(
+                *base, "-f", str(values_path), "--set", "storageClass.create=false", check=False
+            )
+            assert no_class.returncode != 0
+            assert f"runs provisioner {provisioner_name}" in no_class.stderr
+            assert f"Set compat={chart}" in no_class.stderr
             assert [r["revision"] for r in release.history()] == [1]
 
             if how == "reuse-values":

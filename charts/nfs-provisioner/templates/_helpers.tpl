@@ -325,28 +325,43 @@ rolling update from the Go image would let two provisioners act at once.
 {{- if .Values.storageClass.create -}}
 {{- $class := lookup "storage.k8s.io/v1" "StorageClass" "" (toString .Values.storageClass.name) -}}
 {{- if and $class (ne (toString $class.provisioner) $provisioner) -}}
-{{- $advice := printf "set storageClass.provisionerName=%s" $class.provisioner -}}
-{{- range $mode := list "nfs-subdir-external-provisioner" "nfs-client-provisioner" -}}
-{{- if eq (toString $class.provisioner) (include "nfs-provisioner.provisionerName" (dict "Values" (merge (dict "compat" $mode) (omit $.Values "compat")) "Release" $.Release "Chart" $.Chart)) -}}
-{{- $advice = printf "set compat=%s (the chart this release was installed with)" $mode -}}
+{{- fail (printf "StorageClass %s exists with provisioner %s, and this release would serve %s: the volumes of the class would never be archived or deleted. %s" $class.metadata.name $class.provisioner $provisioner (include "nfs-provisioner.compatAdvice" (dict "root" . "provisioner" $class.provisioner))) -}}
 {{- end -}}
 {{- end -}}
-{{- fail (printf "StorageClass %s exists with provisioner %s, and this release would serve %s: the volumes of the class would never be archived or deleted. %s" $class.metadata.name $class.provisioner $provisioner $advice) -}}
-{{- end -}}
-{{- end -}}
-{{- $deployment := lookup "apps/v1" "Deployment" .Release.Namespace (include "nfs-provisioner.fullname" .) -}}
-{{- if $deployment -}}
+{{- $fullname := include "nfs-provisioner.fullname" . -}}
+{{- range $deployment := (lookup "apps/v1" "Deployment" .Release.Namespace "").items -}}
+{{- $release := dig "metadata" "annotations" "meta.helm.sh/release-name" "" $deployment -}}
+{{- if or (eq $deployment.metadata.name $fullname) (eq (toString $release) $.Release.Name) -}}
 {{- $app := toString (dig "spec" "selector" "matchLabels" "app" "" $deployment) -}}
-{{- if and $app (ne $app (include "nfs-provisioner.name" .)) -}}
+{{- if and (eq $deployment.metadata.name $fullname) $app (ne $app (include "nfs-provisioner.name" $)) -}}
 {{- fail (printf "Deployment %s selects app=%s and a Deployment's selector cannot change: set compat to the chart the release was installed with (nfs-subdir-external-provisioner or nfs-client-provisioner), and nameOverride as it was then (app=%s)" $deployment.metadata.name $app $app) -}}
 {{- end -}}
 {{- range (dig "spec" "template" "spec" "containers" (list) $deployment) -}}
+{{- range (default (list) .env) -}}
+{{- if and (eq .name "PROVISIONER_NAME") (ne (toString .value) $provisioner) -}}
+{{- fail (printf "Deployment %s of this release runs provisioner %s, and the upgrade would run %s instead: the volumes it made would never be archived or deleted. %s" $deployment.metadata.name .value $provisioner (include "nfs-provisioner.compatAdvice" (dict "root" $ "provisioner" .value))) -}}
+{{- end -}}
+{{- end -}}
 {{- $image := regexReplaceAll "[:@].*$" (last (splitList "/" (toString .image))) "" -}}
 {{- if and (has $image (list "nfs-subdir-external-provisioner" "nfs-client-provisioner")) (ne (toString $.Values.strategyType) "Recreate") -}}
 {{- fail (printf "Deployment %s runs the Go provisioner (%s): replace it with strategyType=Recreate, so that its pods are gone before this chart's start. Its leader lock (an Endpoints object) and this provisioner's (a Lease) are different locks, so during a rolling update both would act" $deployment.metadata.name .image) -}}
 {{- end -}}
 {{- end -}}
 {{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{/* What to set so that the provisioner name is .provisioner (context: dict "root", "provisioner"). */}}
+{{- define "nfs-provisioner.compatAdvice" -}}
+{{- $root := .root -}}
+{{- $advice := printf "Set storageClass.provisionerName=%s" .provisioner -}}
+{{- range $mode := list "nfs-subdir-external-provisioner" "nfs-client-provisioner" -}}
+{{- $values := merge (dict "compat" $mode) (omit $root.Values "compat") -}}
+{{- if eq (toString $.provisioner) (include "nfs-provisioner.provisionerName" (dict "Values" $values "Release" $root.Release "Chart" $root.Chart)) -}}
+{{- $advice = printf "Set compat=%s (the chart this release was installed with)" $mode -}}
+{{- end -}}
+{{- end -}}
+{{- $advice -}}
 {{- end -}}
 
 {{/* The metrics Service; Service names are DNS labels: at most 63 characters. */}}
