@@ -8,13 +8,17 @@ that an alert expression or a dashboard query reads must be in it.
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from collections.abc import Callable
+from contextlib import suppress
 from pathlib import Path
+from typing import Any
 
 from devcluster import ControlPlane
 
+from nfs_provisioner.kube import ApiError
 from tests.chart.cluster import (
     container_env,
     helm_install,
@@ -22,7 +26,7 @@ from tests.chart.cluster import (
     like_the_pod,
     service_account_kubeconfig,
 )
-from tests.chart.helm import CHART, render
+from tests.chart.helm import CHART, helm_binary, helm_environment, render
 from tests.chart.promql import exposed_labels, problems, references
 from tests.chart.test_monitoring import ALL_ON, MONITORING_API, dashboard_exprs, rule_exprs
 from tests.chart.values import MINIMAL, merged
@@ -155,3 +159,94 @@ def test_helm_test_checks_the_class_and_readiness(
         assert "does not exist" in missing.stdout
     finally:
         helm_uninstall(control_plane, release, namespace)
+
+
+def _crd(kind: str, plural: str) -> dict[str, Any]:
+    """The Prometheus Operator's CRD, reduced to what the API server needs to serve the kind."""
+    return {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": f"{plural}.monitoring.coreos.com"},
+        "spec": {
+            "group": "monitoring.coreos.com",
+            "scope": "Namespaced",
+            "names": {"kind": kind, "plural": plural, "singular": kind.lower()},
+            "versions": [
+                {
+                    "name": "v1",
+                    "served": True,
+                    "storage": True,
+                    "schema": {
+                        "openAPIV3Schema": {
+                            "type": "object",
+                            "x-kubernetes-preserve-unknown-fields": True,
+                        }
+                    },
+                }
+            ],
+        },
+    }
+
+
+def test_monitoring_objects_follow_the_clusters_api(
+    cluster: Cluster, control_plane: ControlPlane, tmp_path: Path
+) -> None:
+    """Without the CRDs nothing is installed (NOTES say so); with them, both objects are."""
+    namespace = cluster.create_namespace("monitoring")
+    values = merged(MINIMAL, ALL_ON, {"storageClass": {"create": False}})
+    values_path = tmp_path / "values.yaml"
+    values_path.write_text(json.dumps(values))
+    crds = [_crd("ServiceMonitor", "servicemonitors"), _crd("PrometheusRule", "prometheusrules")]
+    paths = [
+        f"/apis/monitoring.coreos.com/v1/namespaces/{namespace}/servicemonitors",
+        f"/apis/monitoring.coreos.com/v1/namespaces/{namespace}/prometheusrules",
+    ]
+
+    def helm(*args: str) -> subprocess.CompletedProcess[str]:
+        # A fresh discovery cache: the API server's groups change within this test.
+        return subprocess.run(
+            [str(helm_binary()), *args, "--namespace", namespace],
+            env={**helm_environment(), "KUBECACHEDIR": str(tmp_path / f"kube-{unique('c')}")},
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=True,
+        )
+
+    kubeconfig = ("--kubeconfig", str(control_plane.kubeconfig))
+    installed = helm("install", "without", str(CHART), "-f", str(values_path), *kubeconfig)
+    assert "NOTE: no ServiceMonitor was rendered" in installed.stdout
+    assert "NOTE: no PrometheusRule was rendered" in installed.stdout
+    manifest = helm("get", "manifest", "without", *kubeconfig).stdout
+    assert "kind: ServiceMonitor" not in manifest and "kind: PrometheusRule" not in manifest
+    try:
+        for crd in crds:
+            cluster.api.create("/apis/apiextensions.k8s.io/v1/customresourcedefinitions", crd)
+
+        def served() -> bool:
+            try:
+                return all(cluster.api.get(path) is not None for path in paths)
+            except ApiError:
+                return False
+
+        wait_for(served, what="the monitoring.coreos.com kinds to be served")
+        helm("install", "with", str(CHART), "-f", str(values_path), *kubeconfig)
+        monitors = cluster.api.get(paths[0])["items"]
+        rules = cluster.api.get(paths[1])["items"]
+        assert [m["metadata"]["name"] for m in monitors] == ["with-nfs-provisioner"]
+        assert [r["metadata"]["name"] for r in rules] == ["with-nfs-provisioner"]
+        assert len(rules[0]["spec"]["groups"][0]["rules"]) == 6
+    finally:
+        helm("uninstall", "without", *kubeconfig)
+        subprocess.run(
+            [str(helm_binary()), "uninstall", "with", "--namespace", namespace, *kubeconfig],
+            env=helm_environment(),
+            capture_output=True,
+            check=False,
+        )
+        for crd in crds:
+            with suppress(ApiError):
+                cluster.api.delete(
+                    "/apis/apiextensions.k8s.io/v1/customresourcedefinitions/"
+                    + crd["metadata"]["name"]
+                )
