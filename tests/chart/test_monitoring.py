@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from tests.chart.helm import CHART, Rendered, render, render_error
+from tests.chart.helm import CHART, Rendered, helm, render, render_error
 from tests.chart.promql import problems, references
 from tests.chart.values import MINIMAL, merged
 
@@ -136,3 +136,26 @@ def test_helm_test_pod_checks_the_class_and_readiness() -> None:
     }
     # Not an object `helm install` creates.
     assert "Pod" not in render("r", MINIMAL).kinds()
+
+
+@pytest.mark.parametrize(
+    "compat", ["", "nfs-client-provisioner", "nfs-subdir-external-provisioner"]
+)
+def test_helm_lint_strict_with_everything_on(compat: str, tmp_path: Any) -> None:
+    values = merged(
+        MINIMAL,
+        ALL_ON,
+        {
+            "compat": compat,
+            "nfs": {"mountOptions": ["nfsvers=4.1"]},
+            "podDisruptionBudget": {"enabled": True},
+            "metrics": {"serviceMonitor": {"force": True}, "prometheusRule": {"force": True}},
+            "topologySpreadConstraints": [
+                {"maxSkew": 1, "topologyKey": "zone", "whenUnsatisfiable": "ScheduleAnyway"}
+            ],
+        },
+    )
+    path = tmp_path / "values.yaml"
+    path.write_text(json.dumps(values))
+    result = helm("lint", str(CHART), "--strict", "--values", str(path))
+    assert "1 chart(s) linted, 0 chart(s) failed" in result.stdout
