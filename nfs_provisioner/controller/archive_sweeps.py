@@ -19,8 +19,10 @@ def run_sweeps(sweeper: StorageSweeper, *, interval: float, stop: threading.Even
         try:
             sweep_once(sweeper)
         except BackendError as error:
+            metrics.ARCHIVE_SWEEP_ERRORS_TOTAL.inc()
             log.warning("archive sweep failed", error=str(error))
         except Exception:  # a bug must not silently end the sweeps
+            metrics.ARCHIVE_SWEEP_ERRORS_TOTAL.inc()
             log.exception("archive sweep failed")
         stop.wait(interval)
 

@@ -86,7 +86,7 @@ ARCHIVES_REMOVED_TOTAL = Counter(
 )
 ARCHIVE_SWEEP_ERRORS_TOTAL = Counter(
     "nfs_provisioner_archive_sweep_errors_total",
-    "Archives (or archive markers) the sweep could not handle; each is logged, the others swept.",
+    "Expired archives (or archive markers) the sweep could not handle, and sweeps that failed.",
 )
 VOLUME_RESIZES_TOTAL = Counter(
     "nfs_provisioner_volume_resizes_total",

@@ -141,8 +141,11 @@ def render(
     namespace: str = "default",
     args: Sequence[str] = (),
     chart: Path = CHART,
+    tests: bool = False,
 ) -> Rendered:
-    result = template(release, values, namespace=namespace, args=args, chart=chart)
+    """The objects `helm install` creates; with ``tests``, also the `helm test` hooks."""
+    skip = () if tests else ("--skip-tests",)
+    result = template(release, values, namespace=namespace, args=(*args, *skip), chart=chart)
     return Rendered(tuple(doc for doc in yaml.safe_load_all(result.stdout) if doc))
 
 

@@ -212,13 +212,16 @@ def test_long_release_names_stay_valid() -> None:
 @pytest.mark.parametrize(
     ("values", "message"),
     [
-        ({"replicaCount": "two"}, "at '/replicaCount': got string, want integer"),
+        ({"replicaCount": "two"}, "at '/replicaCount': 'two' does not match pattern"),
+        # Unknown keys are refused at every level (typos of upstream keys included).
+        ({"storageClass": {"defualtClass": True}}, "additional properties 'defualtClass'"),
+        ({"nfs": {"sever": "10.0.0.6"}}, "additional properties 'sever' not allowed"),
+        ({"replicas": 2}, "additional properties 'replicas' not allowed"),
+        ({"metrics": {"service": {"prot": 1}}}, "additional properties 'prot' not allowed"),
         ({"strategyType": "Rolling"}, "at '/strategyType': value must be one of"),
         ({"nfs": {"path": "exports"}}, "at '/nfs/path': 'exports' does not match pattern '^/'"),
         ({"nfs": {"mountOptions": "nfsvers=4.1"}}, "at '/nfs/mountOptions': got string, want"),
         ({"storageClass": {"defaultClass": "yes"}}, "at '/storageClass/defaultClass'"),
-        ({"storageClass": {"archiveOnDelete": "maybe"}}, "at '/storageClass/archiveOnDelete'"),
-        ({"storageClass": {"onDelete": "Delete"}}, "at '/storageClass/onDelete'"),
         ({"storageClass": {"reclaimPolicy": "Recycle"}}, "at '/storageClass/reclaimPolicy'"),
         ({"storageClass": {"annotations": {"a": 1}}}, "at '/storageClass/annotations/a'"),
         ({"leaderElection": {"enabled": "no"}}, "at '/leaderElection/enabled'"),
@@ -520,9 +523,8 @@ def test_notes_tell_how_to_check_the_class(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("values", "expected"),
     [
-        ({"podSecurityPolicy": {"enabled": True}}, "PodSecurityPolicy was removed in Kubernetes"),
         ({"replicaCount": 2, "leaderElection": {"enabled": False}}, "every replica"),
-        ({"rbac": {"create": False}}, "bind the ServiceAccount"),
+        ({"rbac": {"create": False, "externalRulesGranted": True}}, "bind the ServiceAccount"),
         ({"storageClass": {"create": False}}, "No StorageClass was created"),
         ({"storageClass": {"onDelete": "retain"}}, "deletes the volume and keeps its directory"),
         ({"storageClass": {"archiveOnDelete": False}}, "removes its directory"),

@@ -11,7 +11,7 @@ import pytest
 from nfs_provisioner.config import KNOBS, parse_extra_exports
 from nfs_provisioner.nfs import Export
 from nfs_provisioner.nfs.params import parse_class_parameters
-from tests.chart.helm import Rendered, render
+from tests.chart.helm import Rendered, render, render_error
 from tests.chart.values import (
     EVERYTHING,
     HARDENED_RESOURCES,
@@ -263,12 +263,28 @@ def _absent(kind: str) -> Check:
     return check
 
 
-def _same_objects_as_defaults(rendered: Rendered) -> None:
-    # PodSecurityPolicy is gone since Kubernetes 1.25: the key changes nothing at all.
-    assert rendered.objects == render(values=MINIMAL).objects
+def _upstream_names(rendered: Rendered) -> None:
+    selector = rendered.deployment["spec"]["selector"]["matchLabels"]
+    assert selector == {"app": "nfs-client-provisioner", "release": "nfs-provisioner"}
+    assert rendered.provisioner_name == "cluster.local/nfs-provisioner-nfs-client-provisioner"
+    # stable/nfs-client-provisioner's default export path.
+    assert rendered.env["NFS_PATH"] == "/ifs/kubernetes"
+
+
+# Keys whose every non-default value the chart refuses, with what its message says.
+REFUSED = {
+    "podSecurityPolicy.enabled": (True, "PodSecurityPolicy was removed in Kubernetes 1.25"),
+}
 
 
 _MOUNT_OPTIONS = {"nfs": {"mountOptions": ["nfsvers=4.1", "hard"]}}
+_SM_ON = {"metrics": {"serviceMonitor": {"enabled": True}}}
+_SM_FORCED = {"metrics": {"serviceMonitor": {"force": True}}}
+_SM_ON_FORCED = merged(_SM_ON, _SM_FORCED)
+_RULE_ON = {"metrics": {"prometheusRule": {"enabled": True}}}
+_RULE_FORCED = {"metrics": {"prometheusRule": {"force": True}}}
+_RULE_ON_FORCED = merged(_RULE_ON, _RULE_FORCED)
+_DASHBOARD_ON = {"metrics": {"dashboard": {"enabled": True}}}
 _PDB_ON = {"podDisruptionBudget": {"enabled": True}}
 
 CASES = [
@@ -369,8 +385,10 @@ CASES = [
         _is("StorageClass", "metadata.annotations", {"example.com/owner": "storage-team"}),
     ),
     KeyCase("leaderElection.enabled", False, _leader_election_off),
-    KeyCase("rbac.create", False, _no_rbac),
-    KeyCase("podSecurityPolicy.enabled", True, _same_objects_as_defaults),
+    # Refused unless rbac.externalRulesGranted says the hand-made rules are complete.
+    KeyCase("rbac.create", False, _no_rbac, also={"rbac": {"externalRulesGranted": True}}),
+    KeyCase("rbac.externalRulesGranted", True, _no_rbac, also={"rbac": {"create": False}}),
+    KeyCase("compat", "nfs-client-provisioner", _upstream_names),
     KeyCase(
         "priorityClassName",
         "system-cluster-critical",
@@ -453,6 +471,98 @@ CASES = [
         {"prometheus.io/scrape": "true"},
         _is("Service", "metadata.annotations", {"prometheus.io/scrape": "true"}),
     ),
+    KeyCase(
+        "metrics.serviceMonitor.enabled",
+        True,
+        _is("ServiceMonitor", "kind", "ServiceMonitor"),
+        also=_SM_FORCED,
+    ),
+    KeyCase(
+        "metrics.serviceMonitor.force",
+        True,
+        _is("ServiceMonitor", "kind", "ServiceMonitor"),
+        also=_SM_ON,
+    ),
+    KeyCase(
+        "metrics.serviceMonitor.interval",
+        "10s",
+        _is("ServiceMonitor", "spec.endpoints.0.interval", "10s"),
+        also=_SM_ON_FORCED,
+    ),
+    KeyCase(
+        "metrics.serviceMonitor.scrapeTimeout",
+        "5s",
+        _is("ServiceMonitor", "spec.endpoints.0.scrapeTimeout", "5s"),
+        also=_SM_ON_FORCED,
+    ),
+    KeyCase(
+        "metrics.serviceMonitor.labels",
+        {"release": "kps"},
+        _is("ServiceMonitor", "metadata.labels.release", "kps"),
+        also=_SM_ON_FORCED,
+    ),
+    KeyCase(
+        "metrics.prometheusRule.enabled",
+        True,
+        _is("PrometheusRule", "kind", "PrometheusRule"),
+        also=_RULE_FORCED,
+    ),
+    KeyCase(
+        "metrics.prometheusRule.force",
+        True,
+        _is("PrometheusRule", "kind", "PrometheusRule"),
+        also=_RULE_ON,
+    ),
+    KeyCase(
+        "metrics.prometheusRule.for",
+        "1h",
+        _is("PrometheusRule", "spec.groups.0.rules.0.for", "1h"),
+        also=_RULE_ON_FORCED,
+    ),
+    KeyCase(
+        "metrics.prometheusRule.labels",
+        {"role": "alerts"},
+        _is("PrometheusRule", "metadata.labels.role", "alerts"),
+        also=_RULE_ON_FORCED,
+    ),
+    KeyCase(
+        "metrics.dashboard.enabled",
+        True,
+        _is("ConfigMap", "metadata.labels.grafana_dashboard", "1"),
+    ),
+    KeyCase(
+        "metrics.dashboard.labels.grafana_dashboard",
+        "yes",
+        _is("ConfigMap", "metadata.labels.grafana_dashboard", "yes"),
+        also=_DASHBOARD_ON,
+    ),
+    KeyCase(
+        "metrics.dashboard.annotations",
+        {"grafana_folder": "Storage"},
+        _is("ConfigMap", "metadata.annotations", {"grafana_folder": "Storage"}),
+        also=_DASHBOARD_ON,
+    ),
+    KeyCase(
+        "metrics.dashboard.namespace",
+        "monitoring",
+        _is("ConfigMap", "metadata.namespace", "monitoring"),
+        also=_DASHBOARD_ON,
+    ),
+    KeyCase(
+        "topologySpreadConstraints",
+        [
+            {
+                "maxSkew": 1,
+                "topologyKey": "topology.kubernetes.io/zone",
+                "whenUnsatisfiable": "ScheduleAnyway",
+            }
+        ],
+        _is(
+            "Deployment",
+            f"{_POD}.topologySpreadConstraints.0.labelSelector.matchLabels",
+            {"app": "nfs-provisioner", "release": "nfs-provisioner"},
+        ),
+    ),
     KeyCase("log.format", "console", _env("NFS_PROVISIONER_LOG_FORMAT", "console")),
     KeyCase("log.level", "debug", _env("NFS_PROVISIONER_LOG_LEVEL", "debug")),
     KeyCase("workers", 4, _env("NFS_PROVISIONER_WORKERS", "4")),
@@ -472,7 +582,13 @@ CASES = [
 def test_every_values_key_has_a_case() -> None:
     keys = set(leaf_keys(chart_defaults()))
     assert keys >= UPSTREAM_KEYS, f"upstream keys missing: {sorted(UPSTREAM_KEYS - keys)}"
-    assert sorted(case.key for case in CASES) == sorted(keys)
+    assert sorted([case.key for case in CASES] + list(REFUSED)) == sorted(keys)
+
+
+@pytest.mark.parametrize("key", sorted(REFUSED))
+def test_refused_keys_say_what_to_change(key: str) -> None:
+    value, message = REFUSED[key]
+    assert message in render_error(merged(MINIMAL, nested(key, value)))
 
 
 @pytest.mark.parametrize("case", CASES, ids=[case.key for case in CASES])
@@ -484,7 +600,10 @@ def test_values_key_changes_the_objects(case: KeyCase) -> None:
     base = merged(MINIMAL, case.also or {})
     rendered = render(values=merged(base, nested(case.key, case.value)))
     case.check(rendered)
-    if case.key != "podSecurityPolicy.enabled":
+    if case.key == "rbac.externalRulesGranted":
+        # Without it, the other key (rbac.create=false) is refused.
+        assert "rbac.externalRulesGranted=true" in render_error(base)
+    else:
         assert rendered.objects != render(values=base).objects
 
 

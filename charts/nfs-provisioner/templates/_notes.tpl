@@ -1,4 +1,5 @@
 {{- define "nfs-provisioner.notes" -}}
+{{- include "nfs-provisioner.prepare" . -}}
 {{- $fullname := include "nfs-provisioner.fullname" . -}}
 {{- $provisioner := include "nfs-provisioner.provisionerName" . -}}
 {{- $ns := .Release.Namespace -}}
@@ -13,16 +14,17 @@ StorageClass "{{ $class }}"{{ if .Values.storageClass.defaultClass }} is the clu
 No StorageClass was created (storageClass.create=false): create one with
   provisioner: {{ $provisioner }}
 {{- end }}
-{{- if .Values.podSecurityPolicy.enabled }}
-
-NOTE: podSecurityPolicy.enabled=true was ignored. PodSecurityPolicy was removed in Kubernetes
-1.25 and this chart renders none; use Pod Security Admission (namespace labels
-pod-security.kubernetes.io/enforce) instead.
-{{- end }}
 {{- if and (gt (int .Values.replicaCount) 1) (not .Values.leaderElection.enabled) }}
 
 WARNING: {{ .Values.replicaCount }} replicas with leaderElection.enabled=false: every replica
 provisions and deletes at once. Enable leader election unless that is what you want.
+{{- end }}
+{{- range $kind, $values := dict "ServiceMonitor" .Values.metrics.serviceMonitor "PrometheusRule" .Values.metrics.prometheusRule }}
+{{- if and $values.enabled (not (include "nfs-provisioner.monitoring" (dict "root" $ "values" $values "kind" $kind))) }}
+
+NOTE: no {{ $kind }} was rendered: the cluster does not serve monitoring.coreos.com/v1 (install
+the Prometheus Operator's CRDs first, or set metrics.{{ $kind | untitle }}.force=true).
+{{- end }}
 {{- end }}
 {{- if not .Values.rbac.create }}
 
