@@ -13,7 +13,7 @@ from nfs_provisioner.nfs._paths import quote, split_components
 from nfs_provisioner.nfs.errors import UnsafePathError, UnsupportedClaimError
 from nfs_provisioner.nfs.exports import Export, ExportSet
 from nfs_provisioner.nfs.filesystem import ExportRoot
-from nfs_provisioner.nfs.owners import Conflict, DirectoryOwners, Location
+from nfs_provisioner.nfs.isolation import Conflict, DirectoryOwners, Location
 from nfs_provisioner.nfs.ownership import resolve_ownership
 from nfs_provisioner.nfs.params import (
     ClassOptions,

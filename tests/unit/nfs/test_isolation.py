@@ -19,7 +19,7 @@ from nfs_provisioner.nfs import (
     ProvisionRequest,
     UnsafePathError,
 )
-from nfs_provisioner.nfs.owners import DirectoryOwners
+from nfs_provisioner.nfs.isolation import DirectoryOwners
 
 README_PATTERN = "${.PVC.namespace}/${.PVC.annotations.nfs.io/storage-path}"
 
