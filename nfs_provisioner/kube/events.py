@@ -27,6 +27,7 @@ NORMAL = "Normal"
 WARNING = "Warning"
 _AGGREGATION_WINDOW = 600.0
 _MAX_MESSAGE = 1024
+_KEY_LOCKS = 64
 _QUEUE_LIMIT = 10000
 _SEND_ATTEMPTS = 4
 
@@ -60,6 +61,17 @@ def _reference(obj: JsonObject) -> JsonObject:
     return {k: v for k, v in reference.items() if v}
 
 
+def _event_key(pending: _Pending) -> tuple[str, str, str, str]:
+    """What makes two events one: the object, the type, the reason and the (cut) message."""
+    reference = _reference(pending.involved)
+    return (
+        str(reference.get("uid", reference.get("name"))),
+        pending.event_type,
+        pending.reason,
+        pending.message[:_MAX_MESSAGE],
+    )
+
+
 class EventRecorder:
     def __init__(self, api: ApiClient, *, component: str, host: str, senders: int = 4) -> None:
         self.api = api
@@ -68,6 +80,9 @@ class EventRecorder:
         self._queue: queue.Queue[_Pending | None] = queue.Queue(maxsize=_QUEUE_LIMIT)
         self._seen: dict[tuple[str, str, str, str], tuple[str, str, int, float]] = {}
         self._seen_lock = threading.Lock()
+        # Sends of one event key are serialized, so that two senders never both create it (or
+        # both patch the same count); different keys go in parallel.
+        self._key_locks = [threading.Lock() for _ in range(_KEY_LOCKS)]
         self._threads = [
             threading.Thread(target=self._send_loop, name=f"events-{i}", daemon=True)
             for i in range(senders)
@@ -122,15 +137,14 @@ class EventRecorder:
             delay *= 2
 
     def _send(self, pending: _Pending) -> None:
+        key = _event_key(pending)
+        with self._key_locks[hash(key) % _KEY_LOCKS]:
+            self._send_serialized(pending, key)
+
+    def _send_serialized(self, pending: _Pending, key: tuple[str, str, str, str]) -> None:
         reference = _reference(pending.involved)
         namespace = reference.get("namespace") or "default"
         message = pending.message[:_MAX_MESSAGE]
-        key = (
-            str(reference.get("uid", reference.get("name"))),
-            pending.event_type,
-            pending.reason,
-            message,
-        )
         now = time.monotonic()
         with self._seen_lock:
             previous = self._seen.get(key)
