@@ -274,6 +274,8 @@ def _upstream_names(rendered: Rendered) -> None:
 # Keys whose every non-default value the chart refuses, with what its message says.
 REFUSED = {
     "podSecurityPolicy.enabled": (True, "PodSecurityPolicy was removed in Kubernetes 1.25"),
+    # Marks this chart's own values (templates/_helpers.tpl); nothing else is valid.
+    "valuesOf": ("nfs-client-provisioner", "valuesOf"),
 }
 
 

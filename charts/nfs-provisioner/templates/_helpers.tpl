@@ -5,14 +5,14 @@ same complete values whatever helm passed.
   keeps the two equal). `helm upgrade --reuse-values` of an upstream release replaces this
   chart's defaults with the old chart's values, which lack every key upstream did not have.
   Only missing keys are filled: a false, 0 or "" given by the user stays as given. The fill
-  runs only when .Values lacks `compat`, a key of this chart's values.yaml that no upstream
-  chart has: with this chart's own values, a key missing is one the user set to null to drop
-  a default (securityContext, resources), and it stays dropped.
+  runs only when .Values lacks `valuesOf`, a key of this chart's values.yaml that no upstream
+  chart has and no migration command sets: with this chart's own values, a key missing is one
+  the user set to null to drop a default (securityContext, resources), and it stays dropped.
 - nfs.path, when empty, gets the default of the chart the release came from (compat).
 */}}
 {{- define "nfs-provisioner.prepare" -}}
 {{- if not (hasKey .Values "_prepared") -}}
-{{- if not (hasKey .Values "compat") -}}
+{{- if not (hasKey .Values "valuesOf") -}}
 {{- include "nfs-provisioner.fillMissing" (dict "dst" .Values "src" (.Files.Get "files/defaults.yaml" | fromYaml)) -}}
 {{- end -}}
 {{- if not (include "nfs-provisioner.isSet" .Values.nfs.path) -}}
