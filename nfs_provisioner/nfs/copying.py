@@ -1,0 +1,348 @@
+"""Copying a volume's tree into another directory so that nothing in the source can steer it.
+
+The source is a live volume: a pod may change it during the copy. So, as for removal:
+
+- every source entry is opened relative to its directory's descriptor with O_NOFOLLOW (and
+  O_NONBLOCK, so a FIFO never blocks); a link is copied as a link, never followed; a directory
+  swapped for a link or a file between listing and opening is left out and counted;
+- the copy stays on the source's own mount: a directory on another filesystem (or a bind
+  mount) is created empty in the copy and counted, nothing below it is read;
+- the walk is a loop over a list of pending directories (no recursion, no depth limit); each
+  pending directory is reopened from the top of the source one component at a time, so only
+  a handful of descriptors are open at any moment whatever the depth;
+- listings are streamed.
+
+Regular files are copied with their content, mode and modification time; directories with
+their mode and times (set once everything below them is written, so a read-only directory can
+still be filled); symbolic links as links. Owners are copied when the process may give files
+away (root on a local filesystem, or on an NFS export without root squashing); otherwise the
+copy belongs to the provisioner and the setuid/setgid bits are dropped, since keeping them on
+a file of another owner would hand the tenant that owner's rights. Other file types (FIFOs,
+sockets, devices) are left out and counted. Hard links become separate files.
+"""
+
+import errno
+import os
+import stat
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Final
+
+from nfs_provisioner.nfs._mounts import Place, place_of
+
+OPEN_DIRECTORY: Final = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+_OPEN_FILE: Final = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+_CREATE_FILE: Final = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+_CHUNK: Final = 1 << 20
+_SPECIAL_BITS: Final = stat.S_ISUID | stat.S_ISGID
+# Errors that mean "the entry changed under us": it is left out, not a failure.
+_CHANGED: Final = (errno.ENOENT, errno.ELOOP, errno.ENOTDIR, errno.ENXIO, errno.EISDIR)
+
+
+class CopyCancelledError(Exception):
+    """The copy was asked to stop; what was copied so far is incomplete."""
+
+
+@dataclass
+class CopyReport:
+    """What a copy did; figures grow while it runs."""
+
+    files: int = 0
+    directories: int = 0
+    links: int = 0
+    bytes: int = 0
+    # Left out: entries that changed type or vanished mid-copy, special files, mount points.
+    changed: int = 0
+    special: int = 0
+    mount_points: int = 0
+    # False once the process could not give a copy its source's owner.
+    owners_kept: bool = True
+
+    @property
+    def entries(self) -> int:
+        return self.files + self.directories + self.links
+
+    def left_out(self) -> str:
+        """A sentence about what the copy does not hold, empty if it holds everything."""
+        parts = []
+        if self.changed:
+            parts.append(f"{self.changed} entries that changed or vanished during the copy")
+        if self.special:
+            parts.append(f"{self.special} FIFOs, sockets or device files")
+        if self.mount_points:
+            parts.append(f"the content of {self.mount_points} mount points inside the source")
+        text = ("left out: " + "; ".join(parts)) if parts else ""
+        if not self.owners_kept:
+            text += ("; " if text else "") + (
+                "owners not kept (the provisioner may not give files away: it is not root, or "
+                "the NFS server squashes root); setuid/setgid bits were dropped"
+            )
+        return text
+
+
+# Called now and then with the report so far.
+Progress = Callable[[CopyReport], None]
+
+
+@dataclass
+class _Pending:
+    path: tuple[str, ...]
+    # The directory's own attributes, applied at the end.
+    mode: int
+    uid: int
+    gid: int
+    atime_ns: int
+    mtime_ns: int
+
+
+def copy_tree(
+    source_fd: int,
+    target_fd: int,
+    *,
+    progress: Progress | None = None,
+    progress_every: int = 1000,
+    stop: threading.Event | None = None,
+) -> CopyReport:
+    """Copy everything below the directory source_fd into the empty directory target_fd.
+
+    target_fd itself gets source_fd's mode (and owner when permitted). Raises OSError for a
+    failure that makes the copy incomplete (no space, I/O error...), CopyCancelledError if stop
+    is set; the target then holds part of the tree and is the caller's to remove.
+    """
+    copier = _Copier(source_fd, target_fd, progress, progress_every, stop)
+    copier.run()
+    return copier.report
+
+
+class _Copier:
+    def __init__(
+        self,
+        source_fd: int,
+        target_fd: int,
+        progress: Progress | None,
+        progress_every: int,
+        stop: threading.Event | None,
+    ) -> None:
+        self.source_fd = source_fd
+        self.target_fd = target_fd
+        self.top: Place = place_of(source_fd)
+        self.progress = progress
+        self.progress_every = max(1, progress_every)
+        self.stop = stop
+        self.report = CopyReport()
+        self._since_progress = 0
+
+    def run(self) -> None:
+        info = os.fstat(self.source_fd)
+        top = _Pending(
+            (), info.st_mode, info.st_uid, info.st_gid, info.st_atime_ns, info.st_mtime_ns
+        )
+        pending = [top]
+        finished: list[_Pending] = []
+        while pending:
+            directory = pending.pop()
+            finished.append(directory)
+            self._copy_directory(directory, pending)
+        # Deepest first: a directory's mode may forbid writing into it, and writing into it
+        # changes its times.
+        for directory in reversed(finished):
+            self._finish_directory(directory)
+        if self.progress is not None:
+            self.progress(self.report)
+
+    def _copy_directory(self, directory: _Pending, pending: list[_Pending]) -> None:
+        source = self._open(self.source_fd, directory.path, source=True)
+        if source is None:
+            return
+        try:
+            target = self._open(self.target_fd, directory.path, source=False)
+            assert target is not None
+            try:
+                with os.scandir(source) as entries:
+                    for entry in entries:
+                        self._check_stop()
+                        self._copy_entry(source, target, entry.name, directory.path, pending)
+            finally:
+                if target != self.target_fd:
+                    os.close(target)
+        finally:
+            if source != self.source_fd:
+                os.close(source)
+
+    def _copy_entry(
+        self,
+        source: int,
+        target: int,
+        name: str,
+        path: tuple[str, ...],
+        pending: list[_Pending],
+    ) -> None:
+        try:
+            info = os.stat(name, dir_fd=source, follow_symlinks=False)
+        except FileNotFoundError:
+            self.report.changed += 1
+            return
+        mode = info.st_mode
+        if stat.S_ISDIR(mode):
+            os.mkdir(name, 0o700, dir_fd=target)
+            self.report.directories += 1
+            pending.append(
+                _Pending(
+                    (*path, name),
+                    mode,
+                    info.st_uid,
+                    info.st_gid,
+                    info.st_atime_ns,
+                    info.st_mtime_ns,
+                )
+            )
+        elif stat.S_ISLNK(mode):
+            self._copy_link(source, target, name)
+        elif stat.S_ISREG(mode):
+            self._copy_file(source, target, name)
+        else:
+            self.report.special += 1
+        self._since_progress += 1
+        if self.progress is not None and self._since_progress >= self.progress_every:
+            self._since_progress = 0
+            self.progress(self.report)
+
+    def _copy_link(self, source: int, target: int, name: str) -> None:
+        try:
+            destination = os.readlink(name, dir_fd=source)
+        except OSError as error:
+            if error.errno in (*_CHANGED, errno.EINVAL):
+                self.report.changed += 1
+                return
+            raise
+        os.symlink(destination, name, dir_fd=target)
+        info = os.stat(name, dir_fd=source, follow_symlinks=False)
+        if self.report.owners_kept:
+            try:
+                os.chown(name, info.st_uid, info.st_gid, dir_fd=target, follow_symlinks=False)
+            except OSError as error:
+                if error.errno not in (errno.EPERM, errno.EACCES, errno.EINVAL):
+                    raise
+                self.report.owners_kept = False
+        self.report.links += 1
+
+    def _copy_file(self, source: int, target: int, name: str) -> None:
+        try:
+            source_file = os.open(name, _OPEN_FILE, dir_fd=source)
+        except OSError as error:
+            if error.errno in _CHANGED:
+                self.report.changed += 1
+                return
+            raise
+        try:
+            info = os.fstat(source_file)
+            if not stat.S_ISREG(info.st_mode):
+                self.report.changed += 1
+                return
+            target_file = os.open(name, _CREATE_FILE, 0o600, dir_fd=target)
+            try:
+                self._copy_content(source_file, target_file)
+                owned = self._give(target_file, info.st_uid, info.st_gid)
+                mode = stat.S_IMODE(info.st_mode)
+                if not owned:
+                    mode &= ~_SPECIAL_BITS
+                os.fchmod(target_file, mode)
+                os.utime(target_file, ns=(info.st_atime_ns, info.st_mtime_ns))
+            finally:
+                os.close(target_file)
+        finally:
+            os.close(source_file)
+        self.report.files += 1
+
+    def _copy_content(self, source_file: int, target_file: int) -> None:
+        # copy_file_range lets the kernel (or an NFS 4.2 server) copy without the data passing
+        # through here; where it is refused, plain reads and writes do.
+        use_range = hasattr(os, "copy_file_range")
+        while True:
+            self._check_stop()
+            if use_range:
+                try:
+                    copied = os.copy_file_range(source_file, target_file, _CHUNK)
+                except OSError as error:
+                    if error.errno not in (
+                        errno.EXDEV,
+                        errno.EINVAL,
+                        errno.ENOSYS,
+                        errno.EOPNOTSUPP,
+                    ):
+                        raise
+                    use_range = False
+                    continue
+            else:
+                data = os.read(source_file, _CHUNK)
+                copied = len(data)
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(target_file, view) :]
+            if copied == 0:
+                return
+            self.report.bytes += copied
+
+    def _give(self, fd: int, uid: int, gid: int) -> bool:
+        """Give the open copy its source's owner; False if that is not permitted."""
+        if not self.report.owners_kept:
+            return False
+        try:
+            os.fchown(fd, uid, gid)
+        except OSError as error:
+            if error.errno not in (errno.EPERM, errno.EACCES, errno.EINVAL):
+                raise
+            self.report.owners_kept = False
+            return False
+        kept = os.fstat(fd)
+        if (kept.st_uid, kept.st_gid) != (uid, gid):
+            # A server that maps owners (all_squash) reports success and keeps its own.
+            self.report.owners_kept = False
+            return False
+        return True
+
+    def _finish_directory(self, directory: _Pending) -> None:
+        fd = self._open(self.target_fd, directory.path, source=False)
+        if fd is None:
+            return
+        try:
+            owned = self._give(fd, directory.uid, directory.gid)
+            mode = stat.S_IMODE(directory.mode)
+            if not owned:
+                mode &= ~_SPECIAL_BITS
+            os.fchmod(fd, mode)
+            os.utime(fd, ns=(directory.atime_ns, directory.mtime_ns))
+        finally:
+            if fd != self.target_fd:
+                os.close(fd)
+
+    def _open(self, top: int, path: tuple[str, ...], *, source: bool) -> int | None:
+        """The directory at path below top, opened one component at a time without links.
+
+        For the source, None if it changed into something else or lies on another mount (each
+        counted); the target is the copier's own, so a failure there is an error.
+        """
+        fd = top
+        for name in path:
+            try:
+                child = os.open(name, OPEN_DIRECTORY, dir_fd=fd)
+            except OSError as error:
+                if fd != top:
+                    os.close(fd)
+                if source and error.errno in _CHANGED:
+                    self.report.changed += 1
+                    return None
+                raise
+            if fd != top:
+                os.close(fd)
+            fd = child
+            if source and not place_of(fd).same_mount(self.top):
+                os.close(fd)
+                self.report.mount_points += 1
+                return None
+        return fd
+
+    def _check_stop(self) -> None:
+        if self.stop is not None and self.stop.is_set():
+            raise CopyCancelledError("the copy was stopped")
