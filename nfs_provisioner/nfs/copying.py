@@ -8,8 +8,9 @@ The source is a live volume: a pod may change it during the copy. So, as for rem
 - the copy stays on the source's own mount: a directory on another filesystem (or a bind
   mount) is created empty in the copy and counted, nothing below it is read;
 - the walk is a loop over a list of pending directories (no recursion, no depth limit); each
-  pending directory is reopened from the top of the source one component at a time, so only
-  a handful of descriptors are open at any moment whatever the depth;
+  pending directory is reached one component at a time from the nearest directory a cursor
+  still holds open on the way to it, and the cursor keeps at most OPEN_LEVELS descriptors, so
+  the descriptors in use are bounded whatever the depth;
 - listings are streamed.
 
 Regular files are copied with their content, mode and modification time; directories with
@@ -35,6 +36,8 @@ OPEN_DIRECTORY: Final = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_NONB
 _OPEN_FILE: Final = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
 _CREATE_FILE: Final = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 _CHUNK: Final = 1 << 20
+# Descriptors a cursor keeps open along its path; deeper walks reopen from a shallower one.
+OPEN_LEVELS: Final = 64
 _SPECIAL_BITS: Final = stat.S_ISUID | stat.S_ISGID
 # Errors that mean "the entry changed under us": it is left out, not a failure.
 _CHANGED: Final = (errno.ENOENT, errno.ELOOP, errno.ENOTDIR, errno.ENXIO, errno.EISDIR)
@@ -85,15 +88,38 @@ class CopyReport:
 Progress = Callable[[CopyReport], None]
 
 
-@dataclass
-class _Pending:
-    path: tuple[str, ...]
-    # The directory's own attributes, applied at the end.
-    mode: int
-    uid: int
-    gid: int
-    atime_ns: int
-    mtime_ns: int
+class _Node:
+    """A directory of the tree: where it is, who it is on each side, its attributes."""
+
+    __slots__ = (
+        "atime_ns",
+        "depth",
+        "gid",
+        "mode",
+        "mtime_ns",
+        "name",
+        "parent",
+        "source",
+        "target",
+        "uid",
+    )
+
+    parent: "_Node | None"
+    name: str
+    depth: int
+
+    def __init__(self, parent: "_Node | None", name: str, info: os.stat_result) -> None:
+        self.parent = parent
+        self.name = name
+        self.depth = 0 if parent is None else parent.depth + 1
+        self.mode = info.st_mode
+        self.uid = info.st_uid
+        self.gid = info.st_gid
+        self.atime_ns = info.st_atime_ns
+        self.mtime_ns = info.st_mtime_ns
+        # (device, inode) of the directory in the source and in the copy.
+        self.source = (info.st_dev, info.st_ino)
+        self.target: tuple[int, int] | None = None
 
 
 def copy_tree(
@@ -132,51 +158,41 @@ class _Copier:
         self.stop = stop
         self.report = CopyReport()
         self._since_progress = 0
+        self.sources = _Cursor(source_fd, self._source_check)
+        self.targets = _Cursor(target_fd, self._target_check)
 
     def run(self) -> None:
-        info = os.fstat(self.source_fd)
-        top = _Pending(
-            (), info.st_mode, info.st_uid, info.st_gid, info.st_atime_ns, info.st_mtime_ns
-        )
+        top = _Node(None, "", os.fstat(self.source_fd))
+        target = os.fstat(self.target_fd)
+        top.target = (target.st_dev, target.st_ino)
         pending = [top]
-        finished: list[_Pending] = []
+        finished: list[_Node] = []
         while pending:
             directory = pending.pop()
             finished.append(directory)
             self._copy_directory(directory, pending)
+        self.sources.close()
         # Deepest first: a directory's mode may forbid writing into it, and writing into it
         # changes its times.
         for directory in reversed(finished):
             self._finish_directory(directory)
+        self.targets.close()
         if self.progress is not None:
             self.progress(self.report)
 
-    def _copy_directory(self, directory: _Pending, pending: list[_Pending]) -> None:
-        source = self._open(self.source_fd, directory.path, source=True)
+    def _copy_directory(self, directory: _Node, pending: list[_Node]) -> None:
+        source = self.sources.open(directory)
         if source is None:
             return
-        try:
-            target = self._open(self.target_fd, directory.path, source=False)
-            assert target is not None
-            try:
-                with os.scandir(source) as entries:
-                    for entry in entries:
-                        self._check_stop()
-                        self._copy_entry(source, target, entry.name, directory.path, pending)
-            finally:
-                if target != self.target_fd:
-                    os.close(target)
-        finally:
-            if source != self.source_fd:
-                os.close(source)
+        target = self.targets.open(directory)
+        assert target is not None  # the target has no check: failures raise
+        with os.scandir(source) as entries:
+            for entry in entries:
+                self._check_stop()
+                self._copy_entry(source, target, entry.name, directory, pending)
 
     def _copy_entry(
-        self,
-        source: int,
-        target: int,
-        name: str,
-        path: tuple[str, ...],
-        pending: list[_Pending],
+        self, source: int, target: int, name: str, parent: _Node, pending: list[_Node]
     ) -> None:
         try:
             info = os.stat(name, dir_fd=source, follow_symlinks=False)
@@ -186,17 +202,11 @@ class _Copier:
         mode = info.st_mode
         if stat.S_ISDIR(mode):
             os.mkdir(name, 0o700, dir_fd=target)
+            made = os.stat(name, dir_fd=target, follow_symlinks=False)
+            node = _Node(parent, name, info)
+            node.target = (made.st_dev, made.st_ino)
             self.report.directories += 1
-            pending.append(
-                _Pending(
-                    (*path, name),
-                    mode,
-                    info.st_uid,
-                    info.st_gid,
-                    info.st_atime_ns,
-                    info.st_mtime_ns,
-                )
-            )
+            pending.append(node)
         elif stat.S_ISLNK(mode):
             self._copy_link(source, target, name)
         elif stat.S_ISREG(mode):
@@ -302,47 +312,147 @@ class _Copier:
             return False
         return True
 
-    def _finish_directory(self, directory: _Pending) -> None:
-        fd = self._open(self.target_fd, directory.path, source=False)
-        if fd is None:
-            return
-        try:
-            owned = self._give(fd, directory.uid, directory.gid)
-            mode = stat.S_IMODE(directory.mode)
-            if not owned:
-                mode &= ~_SPECIAL_BITS
-            os.fchmod(fd, mode)
-            os.utime(fd, ns=(directory.atime_ns, directory.mtime_ns))
-        finally:
-            if fd != self.target_fd:
-                os.close(fd)
+    def _finish_directory(self, directory: _Node) -> None:
+        fd = self.targets.open(directory)
+        assert fd is not None
+        owned = self._give(fd, directory.uid, directory.gid)
+        mode = stat.S_IMODE(directory.mode)
+        if not owned:
+            mode &= ~_SPECIAL_BITS
+        os.fchmod(fd, mode)
+        os.utime(fd, ns=(directory.atime_ns, directory.mtime_ns))
 
-    def _open(self, top: int, path: tuple[str, ...], *, source: bool) -> int | None:
-        """The directory at path below top, opened one component at a time without links.
+    def _source_check(self, fd: int | None, error: OSError | None, node: _Node) -> bool:
+        """Whether a source directory just opened (or failing with error) may be entered.
 
-        For the source, None if it changed into something else or lies on another mount (each
-        counted); the target is the copier's own, so a failure there is an error.
+        It may not if it changed into something else, is no longer the directory that was
+        listed, or lies on another mount (each counted); other errors make the copy fail.
         """
-        fd = top
-        for name in path:
-            try:
-                child = os.open(name, OPEN_DIRECTORY, dir_fd=fd)
-            except OSError as error:
-                if fd != top:
-                    os.close(fd)
-                if source and error.errno in _CHANGED:
-                    self.report.changed += 1
-                    return None
-                raise
-            if fd != top:
-                os.close(fd)
-            fd = child
-            if source and not place_of(fd).same_mount(self.top):
-                os.close(fd)
-                self.report.mount_points += 1
-                return None
-        return fd
+        if error is not None:
+            if error.errno in _CHANGED:
+                self.report.changed += 1
+                return False
+            raise error
+        assert fd is not None
+        place = place_of(fd)
+        if not place.same_mount(self.top):
+            self.report.mount_points += 1
+            return False
+        if (place.device, place.inode) != node.source:
+            self.report.changed += 1
+            return False
+        return True
+
+    def _target_check(self, fd: int | None, error: OSError | None, node: _Node) -> bool:
+        if error is not None:
+            raise error
+        assert fd is not None
+        found = os.fstat(fd)
+        if (found.st_dev, found.st_ino) != node.target:
+            raise OSError(errno.EIO, "a directory of the copy was replaced during the copy")
+        return True
 
     def _check_stop(self) -> None:
         if self.stop is not None and self.stop.is_set():
             raise CopyCancelledError("the copy was stopped")
+
+
+# Given a directory just opened (or the error opening it) and its node: True to enter it.
+_Check = Callable[[int | None, OSError | None, _Node], bool]
+
+
+class _Cursor:
+    """Descriptors of the directories on one path from the top, opened without links.
+
+    stack[i] is a node of depth i + 1 and fds[i] its descriptor; only the deepest OPEN_LEVELS
+    stay open (fds[first_open:]). Moving to another directory keeps the shared part; a
+    shallower directory whose descriptor was given up is reached again through ".." from the
+    shallowest open one, and accepted only if it is the very directory recorded; otherwise the
+    path is walked again from the top. Descriptors handed out stay the cursor's.
+    """
+
+    def __init__(self, top: int, check: _Check) -> None:
+        self.top = top
+        self.check = check
+        self.stack: list[_Node] = []
+        self.fds: list[int | None] = []
+        self.first_open = 0
+
+    def open(self, node: _Node) -> int | None:
+        chain: list[_Node] = []
+        found: _Node | None = node
+        while found is not None and found.depth > 0 and not self._holds(found):
+            chain.append(found)
+            found = found.parent
+        depth = 0 if found is None else found.depth
+        fd = self._descriptor_at(depth)
+        self._truncate(depth)
+        if fd is None:  # not reachable through "..": from the top again
+            chain = []
+            walk: _Node | None = node
+            while walk is not None and walk.depth > 0:
+                chain.append(walk)
+                walk = walk.parent
+            self._truncate(0)
+            fd = self.top
+        for step in reversed(chain):
+            try:
+                child = os.open(step.name, OPEN_DIRECTORY, dir_fd=fd)
+            except OSError as error:
+                self.check(None, error, step)
+                return None
+            if not self.check(child, None, step):
+                os.close(child)
+                return None
+            self.stack.append(step)
+            self.fds.append(child)
+            self._limit()
+            fd = child
+        return fd
+
+    def _holds(self, node: _Node) -> bool:
+        return len(self.stack) >= node.depth and self.stack[node.depth - 1] is node
+
+    def _descriptor_at(self, depth: int) -> int | None:
+        """The open descriptor of stack[depth - 1] (the top for 0), climbing ".." if needed."""
+        if depth == 0:
+            return self.top
+        while self.first_open > depth - 1:
+            if self.first_open >= len(self.stack):
+                return None
+            below = self.fds[self.first_open]
+            assert below is not None
+            wanted = self.stack[self.first_open - 1]
+            try:
+                up = os.open("..", OPEN_DIRECTORY, dir_fd=below)
+            except OSError:
+                return None
+            try:
+                same = self.check(up, None, wanted)
+            except OSError:
+                same = False
+            if not same:
+                os.close(up)
+                return None
+            self.first_open -= 1
+            self.fds[self.first_open] = up
+        return self.fds[depth - 1]
+
+    def _limit(self) -> None:
+        while len(self.stack) - self.first_open > OPEN_LEVELS:
+            fd = self.fds[self.first_open]
+            assert fd is not None
+            os.close(fd)
+            self.fds[self.first_open] = None
+            self.first_open += 1
+
+    def _truncate(self, depth: int) -> None:
+        while len(self.stack) > depth:
+            self.stack.pop()
+            fd = self.fds.pop()
+            if fd is not None:
+                os.close(fd)
+        self.first_open = min(self.first_open, len(self.stack))
+
+    def close(self) -> None:
+        self._truncate(0)
