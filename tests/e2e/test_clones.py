@@ -207,6 +207,9 @@ def test_a_half_copy_left_by_a_dead_provisioner_is_never_bound(
     assert not staging.exists()
     assert sorted(p.name for p in copy.iterdir()) == sorted(p.name for p in source.iterdir())
     assert not (copy / "half-written.bin").exists()
+    # With a progress interval of 0 every report of the copy is an event, the last one whole.
+    progress = cluster.wait_event(namespace, "copy", "CloneProgress", source=provisioner.name)
+    assert "entries" in progress["message"] and "bytes) so far" in progress["message"]
 
 
 def test_an_archive_is_restored_into_a_new_claim_of_its_namespace_only(
