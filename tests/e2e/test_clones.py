@@ -45,7 +45,6 @@ def _bound_source(
     os.chmod(data / "app" / "conf", 0o750)
     (data / "big.bin").write_bytes(os.urandom(2 * 1024 * 1024))
     os.symlink("/etc/shadow", data / "shadow-link")
-    os.chown(data / "app" / "conf" / "settings.ini", 1234, 5678)
     return data
 
 
@@ -55,6 +54,7 @@ def test_a_claim_cloned_from_a_bound_claim_gets_a_copy_of_its_data(
     provisioner = make_provisioner()
     storage_class = cluster.create_storage_class(provisioner.name)
     source = _bound_source(cluster, namespace, export, storage_class)
+    os.chown(source / "app" / "conf" / "settings.ini", 1234, 5678)  # the tests run as root
 
     created = cluster.create_claim(
         namespace, "copy", storage_class=storage_class, extra_spec=_pvc_source("src")
