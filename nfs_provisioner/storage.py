@@ -126,8 +126,13 @@ class CloneProgress:
     bytes: int
 
 
-# Called now and then by a running copy; must not block for long.
+# Called now and then by a running copy; must not block for long. It may raise
+# CloneCancelledError to stop the copy (the provisioner is shutting down).
 CloneReport = Callable[[CloneProgress], None]
+
+
+class CloneCancelledError(Exception):
+    """A copy stopped before it was complete; nothing of it is left to be bound."""
 
 
 @runtime_checkable

@@ -35,7 +35,7 @@ from nfs_provisioner.objects import (
     spec_of,
     status_of,
 )
-from nfs_provisioner.storage import CloneProgress, Cloner, ProvisionRequest
+from nfs_provisioner.storage import CloneCancelledError, CloneProgress, Cloner, ProvisionRequest
 
 log = structlog.get_logger(__name__)
 
@@ -200,7 +200,9 @@ class Clones:
         pool: CopyPool,
         *,
         progress_interval: float,
+        stop: threading.Event | None = None,
     ) -> None:
+        self.stop = stop or threading.Event()
         self.cluster = cluster
         self.backend = backend
         self.pool = pool
@@ -240,6 +242,8 @@ class Clones:
 
         def progress(copied: CloneProgress) -> None:
             nonlocal last
+            if self.stop.is_set():
+                raise CloneCancelledError("the provisioner is shutting down")
             metrics.CLONE_BYTES_TOTAL.labels(class_name).inc(copied.bytes - counted[0])
             counted[0] = copied.bytes
             now = time.monotonic()

@@ -65,6 +65,7 @@ class ClaimReconciler:
                 backend,
                 copies,
                 progress_interval=settings.clone_progress_interval,
+                stop=stop,
             )
             if copies is not None and isinstance(backend, Cloner)
             else None

@@ -36,6 +36,8 @@ OPEN_DIRECTORY: Final = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_NONB
 _OPEN_FILE: Final = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
 _CREATE_FILE: Final = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 _CHUNK: Final = 1 << 20
+# Progress is also reported after this many bytes, so a large file is no long silence.
+_PROGRESS_BYTES: Final = 64 << 20
 # Descriptors a cursor keeps open along its path; deeper walks reopen from a shallower one.
 OPEN_LEVELS: Final = 64
 _SPECIAL_BITS: Final = stat.S_ISUID | stat.S_ISGID
@@ -158,6 +160,7 @@ class _Copier:
         self.stop = stop
         self.report = CopyReport()
         self._since_progress = 0
+        self._bytes_reported = 0
         self.sources = _Cursor(source_fd, self._source_check)
         self.targets = _Cursor(target_fd, self._target_check)
 
@@ -293,6 +296,12 @@ class _Copier:
             if copied == 0:
                 return
             self.report.bytes += copied
+            if (
+                self.progress is not None
+                and self.report.bytes - self._bytes_reported >= _PROGRESS_BYTES
+            ):
+                self._bytes_reported = self.report.bytes
+                self.progress(self.report)
 
     def _give(self, fd: int, uid: int, gid: int) -> bool:
         """Give the open copy its source's owner; False if that is not permitted."""

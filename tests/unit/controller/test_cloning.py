@@ -12,7 +12,7 @@ from prometheus_client import REGISTRY
 from nfs_provisioner.controller.cloning import CopyPool, claim_source, foreign_data_source
 from nfs_provisioner.controller.provisioning import ClaimReconciler
 from nfs_provisioner.controller.settings import ControllerSettings, RetryLaterError
-from nfs_provisioner.storage import BackendError, CloneProgress
+from nfs_provisioner.storage import BackendError, CloneCancelledError, CloneProgress
 from tests.unit.controller.fakes import (
     PROVISIONER,
     CloningBackend,
@@ -291,3 +291,20 @@ def test_a_forgotten_clone_is_not_handed_to_a_later_claim(harness: Harness) -> N
     harness.reconciler.sync(KEY)
     harness.pool.forget(PV)  # the claim was deleted while its copy ran
     assert not harness.pool.is_known(PV)
+
+
+def test_a_stopping_provisioner_cancels_running_copies() -> None:
+    backend = CloningBackend(progress_steps=(CloneProgress(1, 1),))
+    made = Harness(backend)
+    made.reconciler.stop.set()
+    assert made.reconciler.clones is not None
+    made.cluster.add(_bound_source())
+    made.cluster.add(volume(SOURCE_PV, phase="Bound"))
+    made.cluster.add(claim(**_source_ref()))
+    # The copy is cancelled at its first report, maybe before the first sync looks at it.
+    with pytest.raises(CloneCancelledError):
+        made.reconciler.sync(KEY)
+        made.wait_requeued()
+        made.reconciler.sync(KEY)
+    assert backend.cloned == []
+    made.pool.shutdown()

@@ -19,7 +19,7 @@ from nfs_provisioner.nfs import archives as registry
 from nfs_provisioner.nfs.exports import Export
 from nfs_provisioner.nfs.filesystem import STAGING_PREFIX, ExportRoot
 from nfs_provisioner.nfs.restores import ANN_RESTORE_FROM, restore_command
-from nfs_provisioner.storage import CloneProgress
+from nfs_provisioner.storage import CloneCancelledError, CloneProgress
 
 SOURCE_PV = "pvc-source"
 PV = "pvc-new"
@@ -233,3 +233,15 @@ def test_an_archive_whose_marker_names_no_claim_cannot_be_restored(
             request("db", PV, annotations={ANN_RESTORE_FROM: archive}, parameters=RESTORE)
         )
     assert (export / archive).is_dir()
+
+
+def test_a_cancelled_copy_leaves_nothing(backend: NFSBackend, export: Path) -> None:
+    source = source_volume(backend, export)
+
+    def shutting_down(_progress: CloneProgress) -> None:
+        raise CloneCancelledError("the provisioner is shutting down")
+
+    with pytest.raises(CloneCancelledError):
+        backend.clone(request("copy", PV), source, shutting_down)
+    assert sorted(p.name for p in export.iterdir()) == ["ns-src-pvc-source"]
+    assert backend.owners.location_of(PV) is None
