@@ -26,6 +26,7 @@ import structlog
 from nfs_provisioner.controller import metrics
 from nfs_provisioner.controller.quantities import parse_quantity
 from nfs_provisioner.controller.seam import Cluster
+from nfs_provisioner.controller.settings import RetryLaterError
 from nfs_provisioner.kube import NORMAL, JsonObject
 from nfs_provisioner.objects import (
     claim_key,
@@ -190,6 +191,11 @@ class CloneInProgressError(Exception):
     """The claim's copy is running; its claim is queued again when it ends."""
 
 
+class CloneRestartedError(RetryLaterError):
+    """A copy that failed before was started again: counted as a retry, so that a copy that
+    keeps failing is retried with growing backoff, not at once after each failure."""
+
+
 class Clones:
     """The clone side of the claim reconciler: starts copies and collects their volumes."""
 
@@ -207,6 +213,8 @@ class Clones:
         self.backend = backend
         self.pool = pool
         self.progress_interval = progress_interval
+        # Failed copies per PV name since its last success.
+        self.failures: dict[str, int] = {}
 
     def volume_for(
         self, request: ProvisionRequest, source: JsonObject, class_name: str
@@ -228,10 +236,18 @@ class Clones:
                 f"copying the data of PersistentVolume {metadata_of(source).get('name')} "
                 "into a new volume; the claim is bound once the copy is complete",
             )
+        if started and self.failures.get(request.pv_name):
+            raise CloneRestartedError(f"the copy for claim {key} was started again")
         if not future.done():
             raise CloneInProgressError(f"the copy for claim {key} is running")
         self.pool.take(request.pv_name)
-        return future.result()
+        try:
+            body = future.result()
+        except BaseException:
+            self.failures[request.pv_name] = self.failures.get(request.pv_name, 0) + 1
+            raise
+        self.failures.pop(request.pv_name, None)
+        return body
 
     def _run(
         self, request: ProvisionRequest, source: JsonObject, class_name: str

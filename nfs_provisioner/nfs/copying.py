@@ -15,11 +15,12 @@ The source is a live volume: a pod may change it during the copy. So, as for rem
 
 Regular files are copied with their content, mode and modification time; directories with
 their mode and times (set once everything below them is written, so a read-only directory can
-still be filled); symbolic links as links. Owners are copied when the process may give files
-away (root on a local filesystem, or on an NFS export without root squashing); otherwise the
-copy belongs to the provisioner and the setuid/setgid bits are dropped, since keeping them on
-a file of another owner would hand the tenant that owner's rights. Other file types (FIFOs,
-sockets, devices) are left out and counted. Hard links become separate files.
+still be filled); symbolic links as links (owned by the provisioner's user: see _copy_link).
+Owners are copied when the process may give files away (root on a local filesystem, or on an
+NFS export without root squashing); otherwise the copy belongs to the provisioner and the
+setuid/setgid bits are dropped, since keeping them on a file of another owner would hand the
+tenant that owner's rights. Other file types (FIFOs, sockets, devices) are left out and
+counted. Hard links become separate files.
 """
 
 import errno
@@ -229,15 +230,10 @@ class _Copier:
                 self.report.changed += 1
                 return
             raise
+        # Not given the source's owner: a link's owner means nothing outside sticky directories,
+        # and an NFS client (fuse-nfs) may apply lchown to the link's target instead, which
+        # could be another volume's file.
         os.symlink(destination, name, dir_fd=target)
-        info = os.stat(name, dir_fd=source, follow_symlinks=False)
-        if self.report.owners_kept:
-            try:
-                os.chown(name, info.st_uid, info.st_gid, dir_fd=target, follow_symlinks=False)
-            except OSError as error:
-                if error.errno not in (errno.EPERM, errno.EACCES, errno.EINVAL):
-                    raise
-                self.report.owners_kept = False
         self.report.links += 1
 
     def _copy_file(self, source: int, target: int, name: str) -> None:

@@ -20,7 +20,7 @@ from tests.e2e.test_clones import (
     test_an_archive_is_restored_into_a_new_claim_of_its_namespace_only,
     test_every_refused_source_is_an_event_saying_why,
 )
-from tests.nfs.conftest import MakeNfsExport
+from tests.nfs.conftest import MakeNfsExport, NfsExport
 
 __all__ = [
     "test_a_clone_may_be_made_across_classes_and_with_data_source_ref",
@@ -32,32 +32,33 @@ __all__ = [
 MakeProvisioner = Callable[..., Provisioner]
 
 
-def _clone_with_a_setuid_file(
-    cluster: Cluster, namespace: str, export: Path, provisioner: Provisioner
-) -> tuple[Path, Path, str]:
+def test_on_a_root_squashed_export_owners_are_not_kept_and_setuid_is_dropped(
+    cluster: Cluster,
+    namespace: str,
+    export: Path,
+    nfs_export: NfsExport,
+    make_provisioner: MakeProvisioner,
+) -> None:
+    """A pod's file (another uid) cannot be given to that uid by a squashed root."""
+    provisioner = make_provisioner()
     storage_class = cluster.create_storage_class(provisioner.name)
     source = _bound_source(cluster, namespace, export, storage_class)
-    tool = source / "app" / "tool"
-    tool.write_text("#!/bin/sh\n")
-    os.chmod(tool, 0o4755)
+    (source / "app" / "tool").write_text("#!/bin/sh\n")
+    # As a pod running as uid 1234 would leave it; done on the server, where root is root.
+    on_server = nfs_export.backing / source.name / "app" / "tool"
+    os.chown(on_server, 1234, 5678)
+    os.chmod(on_server, 0o4755)
     cluster.create_claim(
         namespace, "copy", storage_class=storage_class, extra_spec=_pvc_source("src")
     )
     copy = _directory(cluster, export, namespace, "copy")
     event = cluster.wait_event(namespace, "copy", "CloneCopied", source=provisioner.name)
-    return source, copy, str(event["message"])
-
-
-def test_on_a_root_squashed_export_owners_are_not_kept_and_setuid_is_dropped(
-    cluster: Cluster, namespace: str, export: Path, make_provisioner: MakeProvisioner
-) -> None:
-    provisioner = make_provisioner()
-    source, copy, message = _clone_with_a_setuid_file(cluster, namespace, export, provisioner)
     assert (copy / "big.bin").read_bytes() == (source / "big.bin").read_bytes()
     assert os.readlink(copy / "shadow-link") == "/etc/shadow"
+    assert (copy / "app" / "tool").read_text() == "#!/bin/sh\n"
     assert stat.S_IMODE((copy / "app" / "tool").stat().st_mode) == 0o755
-    assert "owners not kept" in message
-    assert "setuid/setgid bits were dropped" in message
+    assert "owners not kept" in event["message"]
+    assert "setuid/setgid bits were dropped" in event["message"]
 
 
 def test_on_an_export_without_root_squash_owners_and_setuid_are_kept(

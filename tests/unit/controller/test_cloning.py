@@ -215,7 +215,9 @@ def test_a_failed_copy_is_an_event_and_the_next_sync_copies_again(harness: Harne
     assert "no space left on the export" in harness.failures()[0]
     backend.clone_error = None
     backend.release.clear()
-    harness.reconciler.sync(KEY)
+    # Started again, and counted as a retry: a copy that keeps failing backs off.
+    with pytest.raises(RetryLaterError, match="started again"):
+        harness.reconciler.sync(KEY)
     backend.release.set()
     harness.wait_requeued(2)
     harness.reconciler.sync(KEY)
