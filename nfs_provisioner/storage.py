@@ -116,3 +116,39 @@ class ExpiredStorage:
 class StorageSweeper(Protocol):
     def sweep_expired(self, now: datetime) -> list[ExpiredStorage]:
         """Remove the kept storage whose retention ended before now; what was found and done."""
+
+
+@dataclass(frozen=True)
+class CloneProgress:
+    """How far a copy has come: entries (files, directories, links) and bytes copied so far."""
+
+    entries: int
+    bytes: int
+
+
+# Called now and then by a running copy; must not block for long. It may raise
+# CloneCancelledError to stop the copy (the provisioner is shutting down).
+CloneReport = Callable[[CloneProgress], None]
+
+
+class CloneCancelledError(Exception):
+    """A copy stopped before it was complete; nothing of it is left to be bound."""
+
+
+@runtime_checkable
+class Cloner(Protocol):
+    """A backend that can make a new volume holding a copy of an existing volume's storage.
+
+    The controller decides whether the source may be cloned (same namespace, Bound, a volume of
+    this provisioner, capacity); the backend only copies. A clone can take long: the controller
+    runs it on its own bounded pool, never on a provisioning worker.
+    """
+
+    def clone(
+        self, request: ProvisionRequest, source: Mapping[str, Any], progress: CloneReport
+    ) -> dict[str, Any]:
+        """Like Provisioner.provision, the new storage holding a copy of source's (a PV).
+
+        The new storage appears only once the copy is complete; an interrupted clone leaves
+        nothing a later attempt would mistake for a finished one.
+        """

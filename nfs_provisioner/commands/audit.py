@@ -30,6 +30,7 @@ from nfs_provisioner.nfs.inventory import (
     orphan_directories,
     volumes_without_directory,
 )
+from nfs_provisioner.nfs.restores import ANN_RESTORE_FROM, restore_command
 from nfs_provisioner.nfs.retention import format_duration
 from nfs_provisioner.storage import ExpiredStorage
 
@@ -132,6 +133,21 @@ def render_text(
             ("EXPORT", "ARCHIVE", "AGE", "CLASS", "RETENTION", "EXPIRES"),
             [_archive_row(archive, now) for archive in found],
         ),
+        _section(
+            "Restoring an archive: give a new claim of its namespace this annotation "
+            '(its class needs allowRestore: "true" and the archive\'s export)',
+            ("EXPORT", "NAMESPACE", "CLAIM", "ANNOTATION"),
+            [
+                (
+                    str(archive.export),
+                    archive.marker.claim_namespace or "-",
+                    archive.marker.claim_name or "-",
+                    f"{ANN_RESTORE_FROM}={archive.marker.archive}",
+                )
+                for archive in found
+                if archive.marker is not None and restore_command(archive.marker) is not None
+            ],
+        ),
     ]
     if pruned is not None:
         lines = [
@@ -200,6 +216,7 @@ def render_json(
 
 def _archive_json(archive: Archive, now: datetime.datetime) -> dict[str, Any]:
     columns = _archive_columns(archive, now)
+    marker = archive.marker
     return {
         "export": str(archive.export),
         "name": archive.name,
@@ -207,4 +224,12 @@ def _archive_json(archive: Archive, now: datetime.datetime) -> dict[str, Any]:
         "storageClass": columns["class"],
         "retentionSeconds": columns["retention"],
         "expiresInSeconds": columns["expiresIn"],
+        "claimNamespace": None if marker is None else marker.claim_namespace,
+        "claimName": None if marker is None else marker.claim_name,
+        # The claim annotation that restores it; null: no claim can (no namespace recorded).
+        "restoreAnnotation": (
+            None
+            if marker is None or restore_command(marker) is None
+            else {ANN_RESTORE_FROM: marker.archive}
+        ),
     }

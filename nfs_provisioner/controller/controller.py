@@ -14,6 +14,7 @@ import structlog
 
 from nfs_provisioner.controller import metrics
 from nfs_provisioner.controller.archive_sweeps import run_sweeps
+from nfs_provisioner.controller.cloning import CopyPool
 from nfs_provisioner.controller.deletion import VolumeReconciler
 from nfs_provisioner.controller.expansion import ResizeReconciler
 from nfs_provisioner.controller.predicates import (
@@ -127,7 +128,10 @@ class ProvisionController:
         cluster = KubeCluster(
             api, events, claims=self.claims, volumes=self.volumes, classes=self.classes
         )
-        self.claim_reconciler = ClaimReconciler(cluster, backend, settings, stop=stop)
+        self.copies = CopyPool(settings.clone_workers, self.claim_queue.add)
+        self.claim_reconciler = ClaimReconciler(
+            cluster, backend, settings, stop=stop, copies=self.copies
+        )
         self.volume_reconciler = VolumeReconciler(cluster, backend, settings)
         self.resize_reconciler = ResizeReconciler(cluster, backend, settings)
         self._workers: list[threading.Thread] = []
@@ -199,6 +203,7 @@ class ProvisionController:
     def shutdown(self) -> None:
         for queue in self.queues:
             queue.shutdown()
+        self.copies.shutdown()
 
     def workers_alive(self) -> bool:
         return all(worker.is_alive() for worker in self._workers) or self.stop.is_set()
@@ -212,6 +217,8 @@ class ProvisionController:
     def _claim_deleted(self, claim: JsonObject) -> None:
         self.claim_queue.forget(claim_key(claim))
         self.resize_queue.forget(claim_key(claim))
+        if metadata_of(claim).get("uid"):
+            self.copies.forget(volume_name_for(claim))
         if isinstance(self.backend, VolumeTracker) and metadata_of(claim).get("uid"):
             # Storage reserved for a PV that was never saved is free again; a saved PV that
             # the cache has not seen yet is tracked again when it arrives.

@@ -93,3 +93,12 @@ VOLUME_RESIZES_TOTAL = Counter(
     "Claim resizes by result: completed, refused (a shrink, or a class without expansion), failed.",
     ["result"],
 )
+CLONE_BYTES_TOTAL = Counter(
+    "nfs_provisioner_clone_copied_bytes_total",
+    "Bytes copied into new volumes cloned from other claims, by StorageClass of the new claim.",
+    ["class"],
+)
+CLONES_RUNNING = Gauge(
+    "nfs_provisioner_clones_running",
+    "Clones whose copy is running now (at most the clone workers).",
+)

@@ -9,6 +9,15 @@ from typing import Any
 import structlog
 
 from nfs_provisioner.controller import metrics
+from nfs_provisioner.controller.cloning import (
+    CloneInProgressError,
+    CloneRefusedError,
+    Clones,
+    CopyPool,
+    check_source,
+    claim_source,
+    foreign_data_source,
+)
 from nfs_provisioner.controller.predicates import complete_volume
 from nfs_provisioner.controller.seam import Cluster
 from nfs_provisioner.controller.settings import ControllerSettings, RetryLaterError
@@ -23,7 +32,7 @@ from nfs_provisioner.objects import (
     volume_name_for,
     waits_for_consumer,
 )
-from nfs_provisioner.storage import BackendError, Provisioner, ProvisionRequest
+from nfs_provisioner.storage import BackendError, Cloner, Provisioner, ProvisionRequest
 
 log = structlog.get_logger(__name__)
 
@@ -43,11 +52,24 @@ class ClaimReconciler:
         settings: ControllerSettings,
         *,
         stop: threading.Event,
+        copies: CopyPool | None = None,
     ) -> None:
         self.cluster = cluster
         self.backend = backend
         self.settings = settings
         self.stop = stop
+        # Clones need a backend that can copy and a pool to copy on; see cloning.
+        self.clones = (
+            Clones(
+                cluster,
+                backend,
+                copies,
+                progress_interval=settings.clone_progress_interval,
+                stop=stop,
+            )
+            if copies is not None and isinstance(backend, Cloner)
+            else None
+        )
 
     def sync(self, key: str) -> None:
         name = self.settings.provisioner_name
@@ -75,13 +97,15 @@ class ClaimReconciler:
                 f"{name} does not support block volume provisioning",
             )
             return
+        source = self._clone_source(claim, class_name)
         started = time.monotonic()
-        cluster.record_event(
-            claim,
-            NORMAL,
-            "Provisioning",
-            f'External provisioner is provisioning volume for claim "{key}"',
-        )
+        if source is None or self.clones is None or not self._copy_running(pv_name):
+            cluster.record_event(
+                claim,
+                NORMAL,
+                "Provisioning",
+                f'External provisioner is provisioning volume for claim "{key}"',
+            )
         request = ProvisionRequest(
             pv_name=pv_name,
             claim=claim,
@@ -90,7 +114,13 @@ class ClaimReconciler:
             report=lambda reason, message: cluster.record_event(claim, NORMAL, reason, message),
         )
         try:
-            body = self.backend.provision(request)
+            if source is not None and self.clones is not None:
+                body = self.clones.volume_for(request, source, class_name)
+            else:
+                body = self.backend.provision(request)
+        except CloneInProgressError:
+            # Queued again by the copy pool once the copy ends; no backoff meanwhile.
+            return
         except BackendError as error:
             metrics.PROVISION_FAILED_TOTAL.labels(class_name).inc()
             logger.warning("provisioning failed", error=str(error))
@@ -109,6 +139,35 @@ class ClaimReconciler:
         cluster.record_event(
             claim, NORMAL, "ProvisioningSucceeded", f"Successfully provisioned volume {pv_name}"
         )
+
+    def _clone_source(self, claim: JsonObject, class_name: str) -> JsonObject | None:
+        """The PV to copy if the claim is a clone; refusals are events and retried later."""
+        foreign = foreign_data_source(claim)
+        wanted = claim_source(claim)
+        problem: str | None = None
+        volume: JsonObject | None = None
+        if foreign is not None:
+            problem = f"data source of kind {foreign} is not supported; only PersistentVolumeClaim"
+        elif wanted is not None:
+            try:
+                volume = check_source(self.cluster, claim, wanted, self.settings.provisioner_name)
+            except CloneRefusedError as error:
+                problem = str(error)
+            if problem is None and self.clones is None:
+                problem = "this storage backend cannot clone volumes"
+        if problem is None:
+            return volume
+        metrics.PROVISION_FAILED_TOTAL.labels(class_name).inc()
+        self.cluster.record_event(
+            claim,
+            WARNING,
+            "ProvisioningFailed",
+            f'failed to provision volume with StorageClass "{class_name}": {problem}',
+        )
+        raise RetryLaterError(problem)
+
+    def _copy_running(self, pv_name: str) -> bool:
+        return self.clones is not None and self.clones.pool.is_known(pv_name)
 
     def _save_volume(
         self, volume: JsonObject, claim: JsonObject, class_name: str, logger: Any

@@ -22,6 +22,10 @@ class ControllerSettings:
     archive_sweep_interval: float = 3600.0
     # An operation running this long is reported stuck (readiness, metrics): see watchdog.
     stuck_operation_after: float = 60.0
+    # Copies of cloned volumes running at once, on threads of their own (not workers).
+    clone_workers: int = 2
+    # How often a running copy reports its progress in an event.
+    clone_progress_interval: float = 10.0
 
     @property
     def resize_workers(self) -> int:

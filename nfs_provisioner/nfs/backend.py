@@ -1,14 +1,14 @@
 """The NFS backend: provision a directory per claim and dispose of it when the volume goes."""
 
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import PurePosixPath
 from typing import Any, Final
 
 import structlog
 
-from nfs_provisioner.nfs import archives
+from nfs_provisioner.nfs import archives, clones, restores
 from nfs_provisioner.nfs._paths import quote, split_components
 from nfs_provisioner.nfs.errors import UnsafePathError, UnsupportedClaimError
 from nfs_provisioner.nfs.exports import Export, ExportSet
@@ -22,11 +22,13 @@ from nfs_provisioner.nfs.params import (
     parse_class_parameters,
 )
 from nfs_provisioner.nfs.patterns import ARCHIVE_PREFIX, resolve_volume_directory
+from nfs_provisioner.nfs.restores import ANN_RESTORE_FROM, RestoreRefusedError
 from nfs_provisioner.nfs.retention import ArchiveMarker
 from nfs_provisioner.nfs.volumes import build_persistent_volume
 from nfs_provisioner.objects import metadata_of, object_name, spec_of
 from nfs_provisioner.storage import (
     BackendError,
+    CloneReport,
     DeleteOutcome,
     ExpiredStorage,
     ProvisionRequest,
@@ -67,6 +69,18 @@ class NFSBackend:
 
     def provision(self, request: ProvisionRequest) -> dict[str, Any]:
         """Create the claim's directory and return the PV body that points at it."""
+        return self._provision(request, None)
+
+    def clone(
+        self, request: ProvisionRequest, source: Mapping[str, Any], progress: CloneReport
+    ) -> dict[str, Any]:
+        """Like provision, the directory holding a copy of the source PV's (see clones)."""
+        fill = clones.filler(self, request, source, progress)
+        return self._provision(request, fill)
+
+    def _provision(
+        self, request: ProvisionRequest, fill: Callable[[int], None] | None
+    ) -> dict[str, Any]:
         claim = request.claim
         if spec_of(claim).get("selector") is not None:
             raise UnsupportedClaimError("claim Selector is not supported")
@@ -103,24 +117,69 @@ class NFSBackend:
         )
         if share_group is not None:
             volume["metadata"]["annotations"] = {ANN_SHARED_DIRECTORY: share_group}
+        restore_from = annotations.get(ANN_RESTORE_FROM)
+        if restore_from is not None:
+            if not options.allow_restore:
+                raise RestoreRefusedError(
+                    f"annotation {ANN_RESTORE_FROM} asks for a restore, but StorageClass "
+                    f"{quote(class_name)} does not allow restores (parameter allowRestore)"
+                )
+            if fill is not None:
+                raise RestoreRefusedError(
+                    f"annotation {ANN_RESTORE_FROM} and a dataSource both say where the "
+                    "volume's data comes from; use one of them"
+                )
         conflicts = self.owners.reserve(request.pv_name, location, share_group)
         if conflicts:
             raise UnsafePathError(_conflict_message(directory, export, conflicts, share_group))
+        root = self._roots[export]
         try:
-            created = self._roots[export].create_directory(
-                directory, ownership.mode, uid=ownership.uid, gid=ownership.gid
-            )
+            if restore_from is not None:
+                created = self._restore(root, export, restore_from, metadata, directory, request)
+            else:
+                created = root.create_directory(
+                    directory, ownership.mode, uid=ownership.uid, gid=ownership.gid, fill=fill
+                )
         except BaseException:
             self.owners.forget(request.pv_name)
             raise
         if not created:
+            again = " (it is not copied again)" if fill is not None else ""
             request.report(
                 "ReusingDirectory",
                 f"directory {quote(str(directory))} already exists in {export} and no other "
-                "PersistentVolume uses it: it is reused with its content, owner and mode as "
-                "they are",
+                f"PersistentVolume uses it: it is reused with its content, owner and mode as "
+                f"they are{again}",
             )
         return volume
+
+    def _restore(
+        self,
+        root: ExportRoot,
+        export: Export,
+        wanted: str,
+        metadata: Mapping[str, Any],
+        directory: PurePosixPath,
+        request: ProvisionRequest,
+    ) -> bool:
+        """Move the archive the claim names into its directory; see restores."""
+        namespace = str(metadata.get("namespace", ""))
+        if root.exists(directory):
+            # A restore that finished before its PV could be saved; nothing else is reused.
+            request.report(
+                "ReusingDirectory",
+                f"directory {quote(str(directory))} already exists in {export}: it is used as "
+                "it is; no archive is moved",
+            )
+            return True
+        marker = restores.restore(root, wanted, namespace, str(export), directory)
+        request.report(
+            "Restored",
+            f"archive {quote(marker.archive)} (of claim {quote(str(marker.claim_name))}, "
+            f"archived {marker.archived_at:%Y-%m-%d %H:%M:%SZ}) moved to "
+            f"{quote(str(directory))} in {export}",
+        )
+        return True
 
     def track_volume(self, pv: Mapping[str, Any]) -> None:
         """Record the directory any PV (of any provisioner) owns; see owners.DirectoryOwners."""
@@ -257,6 +316,7 @@ class NFSBackend:
             found = root.directory_id(PurePosixPath(archive))
             if found is None:
                 return
+            claim_ref = spec_of(pv).get("claimRef") or {}
             marker = ArchiveMarker(
                 archived_at=datetime.now(UTC),
                 retention=None if options is None else options.archive_retention,
@@ -265,6 +325,8 @@ class NFSBackend:
                 archive=archive,
                 inode=found[1],
                 source=str(directory),
+                claim_namespace=claim_ref.get("namespace") or None,
+                claim_name=claim_ref.get("name") or None,
             )
             archives.record(root, marker)
         except BackendError as error:

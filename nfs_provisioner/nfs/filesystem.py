@@ -55,8 +55,13 @@ class ExportRoot:
         *,
         uid: int | None = None,
         gid: int | None = None,
+        fill: Callable[[int], None] | None = None,
     ) -> bool:
         """Create rel and its missing parents; True if rel was created, False if it existed.
+
+        With fill, the new directory is handed to fill (its descriptor) under its staging name
+        instead of being given mode, uid and gid: fill writes its content and attributes (a
+        clone's copy), and the directory is renamed into place only once fill has returned.
 
         An existing directory is reused as it is: its owner and mode belong to whoever made it,
         so they are never changed. A new leaf is made under a staging name (one of the
@@ -75,34 +80,57 @@ class ExportRoot:
             if self._is_directory(fd, leaf, rel):
                 return False
             here = rel.parent / staging
-            try:
-                # Left behind by an attempt that died: the name is ours, and never handed out.
-                os.rmdir(staging, dir_fd=fd)
-            except FileNotFoundError:
-                pass
-            except OSError as error:
-                raise self._storage_error(f"clear directory {_show(here)}", error) from error
+            self._clear_staging(fd, staging, here)
             try:
                 os.mkdir(staging, 0o700, dir_fd=fd)
             except OSError as error:
                 raise self._storage_error(f"create directory {_show(here)}", error) from error
             try:
                 with self._open_child(fd, staging, here) as staging_fd:
-                    self._set_owner_and_mode(staging_fd, rel, mode, uid, gid)
+                    if fill is None:
+                        self._set_owner_and_mode(staging_fd, rel, mode, uid, gid)
+                    else:
+                        fill(staging_fd)
                 created = _rename_noreplace(fd, staging, fd, leaf)
             except OSError as error:
-                with contextlib.suppress(OSError):
-                    os.rmdir(staging, dir_fd=fd)
+                self._drop_staging(fd, staging, here)
                 raise self._storage_error(f"create directory {_show(rel)}", error) from error
-            except Exception:
-                with contextlib.suppress(OSError):
-                    os.rmdir(staging, dir_fd=fd)
+            except BaseException:
+                self._drop_staging(fd, staging, here)
                 raise
             if not created:
                 # Made by somebody else meanwhile: reuse theirs, as if it had been there.
-                with contextlib.suppress(OSError):
-                    os.rmdir(staging, dir_fd=fd)
+                self._drop_staging(fd, staging, here)
             return created
+
+    def _clear_staging(self, fd: int, staging: str, here: PurePosixPath) -> None:
+        """Remove a staging directory an attempt that died left behind (with a partial copy,
+        say): the name is the provisioner's own, never handed out, so it is safe to remove."""
+        try:
+            os.rmdir(staging, dir_fd=fd)
+        except FileNotFoundError:
+            pass
+        except OSError as error:
+            if error.errno not in (errno.ENOTEMPTY, errno.EEXIST):
+                raise self._storage_error(f"clear directory {_show(here)}", error) from error
+            remove_tree(fd, staging, here, self.mount_path, self._storage_error)
+
+    def _drop_staging(self, fd: int, staging: str, here: PurePosixPath) -> None:
+        with contextlib.suppress(OSError, StorageError):
+            self._clear_staging(fd, staging, here)
+
+    @contextlib.contextmanager
+    def open_directory(self, rel: PurePosixPath) -> Iterator[int]:
+        """A descriptor of the directory rel, reached without following any link."""
+        parents, leaf = self._split(rel)
+        with self._open_root() as root_fd, self._walk(root_fd, parents) as fd:
+            if fd is None or not self._is_directory(fd, leaf, rel):
+                raise StorageError(
+                    f"directory {_show(rel)} does not exist in the export mounted at "
+                    f"{self.mount_path}"
+                )
+            with self._open_child(fd, leaf, rel) as leaf_fd:
+                yield leaf_fd
 
     def _set_owner_and_mode(
         self, fd: int, rel: PurePosixPath, mode: int, uid: int | None, gid: int | None
@@ -209,6 +237,38 @@ class ExportRoot:
                 except OSError as error:
                     what = f"move directory {_show(rel)} to {quote(candidate)}"
                     raise self._storage_error(what, error) from error
+
+    def move_archive(self, archive_name: str, inode: int, rel: PurePosixPath) -> bool:
+        """Move the archive at the top of the export to rel (parents created), never replacing.
+
+        False if the archive is gone or is no longer the directory with that inode (then
+        nothing moves); UnsafePathError if rel exists already.
+        """
+        self._check_name(archive_name)
+        parents, leaf = self._split(rel)
+        with self._open_root() as root_fd:
+            archive = PurePosixPath(archive_name)
+            if not self._is_directory(root_fd, archive_name, archive):
+                return False
+            try:
+                info = os.stat(archive_name, dir_fd=root_fd, follow_symlinks=False)
+            except OSError as error:
+                raise self._storage_error(f"inspect {_show(archive)}", error) from error
+            if info.st_ino != inode:
+                return False
+            with self._walk(root_fd, parents, create=True) as fd:
+                assert fd is not None  # create=True never yields None
+                try:
+                    moved = _rename_noreplace(root_fd, archive_name, fd, leaf)
+                except OSError as error:
+                    what = f"move {_show(archive)} to {_show(rel)}"
+                    raise self._storage_error(what, error) from error
+        if not moved:
+            raise UnsafePathError(
+                f"directory {_show(rel)} already exists in the export mounted at "
+                f"{self.mount_path}; an archive is only restored into a new directory"
+            )
+        return True
 
     def exists(self, rel: PurePosixPath) -> bool:
         parents, leaf = self._split(rel)
@@ -439,6 +499,10 @@ class ExportRoot:
                 "outside the export"
             )
         raise UnsafePathError(f"{where} is not a directory; refusing to touch it")
+
+    def storage_error(self, what: str, error: OSError) -> StorageError:
+        """The StorageError a user reads for error while doing what ("create directory...")."""
+        return self._storage_error(what, error)
 
     def _storage_error(self, what: str, error: OSError) -> StorageError:
         prefix = f"cannot {what} in the export mounted at {self.mount_path}"

@@ -44,6 +44,8 @@ class ClassOptions:
     allow_claim_special_modes: bool = False
     # Claims of this class may resolve to one directory; see owners.DirectoryOwners.
     allow_shared_directories: bool = False
+    # Claims may name an archive of their namespace to restore (see restores).
+    allow_restore: bool = False
     # Seconds an archived directory is kept; None: for ever.
     archive_retention: float | None = None
     # Which mounted export serves the class; None: the default export's value.
@@ -122,6 +124,7 @@ _PARAMETERS: Final[Mapping[str, _Parameter]] = {
     "allowSharedDirectories": _Parameter(
         "allow_shared_directories", parse_go_bool, GO_BOOL_ACCEPTED
     ),
+    "allowRestore": _Parameter("allow_restore", parse_go_bool, GO_BOOL_ACCEPTED),
     "archiveRetention": _Parameter("archive_retention", parse_retention, RETENTION_ACCEPTED),
     "server": _Parameter("server", _parse_server, "the NFS server of a mounted export"),
     "share": _Parameter("share", _parse_share, "the absolute path of a mounted export"),

@@ -56,6 +56,9 @@ class ArchiveMarker:
     inode: int = 0
     # Where the volume's directory was, relative to the export.
     source: str | None = None
+    # The claim the volume was bound to: only a claim of that namespace may restore it.
+    claim_namespace: str | None = None
+    claim_name: str | None = None
 
     def expires_at(self) -> datetime | None:
         if self.retention is None:
@@ -83,6 +86,8 @@ def encode_marker(marker: ArchiveMarker) -> bytes:
         "archive": marker.archive,
         "inode": marker.inode,
         "source": marker.source,
+        "claimNamespace": marker.claim_namespace,
+        "claimName": marker.claim_name,
     }
     return (json.dumps(document, indent=2) + "\n").encode()
 
@@ -128,6 +133,8 @@ def decode_marker(data: bytes) -> ArchiveMarker:
         archive=archive,
         inode=inode,
         source=_optional_text(document, "source"),
+        claim_namespace=_optional_text(document, "claimNamespace"),
+        claim_name=_optional_text(document, "claimName"),
     )
 
 

@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 import copy
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from nfs_provisioner.kube import ApiError, JsonObject
 from nfs_provisioner.objects import claim_key, object_name
-from nfs_provisioner.storage import BackendError, DeleteOutcome, ProvisionRequest
+from nfs_provisioner.storage import (
+    BackendError,
+    CloneProgress,
+    CloneReport,
+    DeleteOutcome,
+    ProvisionRequest,
+)
 
 PROVISIONER = "example.com/nfs"
 
@@ -243,3 +250,30 @@ def volume(
         },
         "status": {"phase": phase},
     }
+
+
+@dataclass
+class CloningBackend(FakeBackend):
+    """Copies nothing; each clone waits for `release` (set: at once) and reports progress."""
+
+    release: threading.Event = field(default_factory=threading.Event)
+    clone_error: BackendError | None = None
+    cloned: list[tuple[str, str]] = field(default_factory=list)
+    progress_steps: tuple[CloneProgress, ...] = ()
+
+    def clone(
+        self, request: ProvisionRequest, source: Mapping[str, Any], progress: CloneReport
+    ) -> dict[str, Any]:
+        for step in self.progress_steps:
+            progress(step)
+        if not self.release.wait(10):
+            raise BackendError("the test never released the clone")
+        if self.clone_error is not None:
+            raise self.clone_error
+        self.cloned.append((request.pv_name, object_name(source)))
+        return {
+            "apiVersion": "v1",
+            "kind": "PersistentVolume",
+            "metadata": {"name": request.pv_name},
+            "spec": {"nfs": {"server": "nfs", "path": f"/srv/{request.pv_name}"}},
+        }

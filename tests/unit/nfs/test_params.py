@@ -90,7 +90,7 @@ def test_unknown_parameter(key: str) -> None:
         f'unknown StorageClass parameter "{key}": '
         "accepted parameters are archiveOnDelete, onDelete, pathPattern, uid, gid, mode, "
         "allowClaimOwnership, claimUidRange, claimGidRange, allowClaimSpecialModes, "
-        "allowSharedDirectories, archiveRetention, server, share"
+        "allowSharedDirectories, allowRestore, archiveRetention, server, share"
     )
 
 
