@@ -11,6 +11,7 @@ their names and meaning, so a deployment written for it works unchanged.
 from __future__ import annotations
 
 import argparse
+import math
 import re
 import socket
 import uuid
@@ -49,14 +50,27 @@ def parse_duration(value: str) -> float:
 
 
 def _positive_int(value: str) -> int:
-    number = int(value)
+    try:
+        number = int(value)
+    except ValueError:
+        raise ValueError("expected a whole number of at least 1") from None
     if number < 1:
         raise ValueError("must be at least 1")
     return number
 
 
+def _number(value: str) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        number = math.nan
+    if not math.isfinite(number):
+        raise ValueError("expected a number such as 5 or 2.5")
+    return number
+
+
 def _non_negative_float(value: str) -> float:
-    number = float(value)
+    number = _number(value)
     if number < 0:
         raise ValueError("must not be negative")
     return number
@@ -85,7 +99,7 @@ def parse_extra_exports(value: str) -> tuple[Export, ...]:
 
 
 def _positive_float(value: str) -> float:
-    number = float(value)
+    number = _number(value)
     if not number > 0:
         raise ValueError("must be greater than 0")
     return number
@@ -470,7 +484,8 @@ def resolve(
         source = knob.flag
         if raw is None and env.get(knob.env, "") != "":
             raw, source = env[knob.env], knob.env
-        if raw is None:
+        # Empty is unset, for a flag as for a variable (NFS_SERVER= and --nfs-server '').
+        if raw is None or raw == "":
             values[name] = knob.default
             continue
         try:

@@ -208,14 +208,14 @@ def main(arguments: argparse.Namespace, env: Mapping[str, str]) -> int:
             user_agent=f"nfs-provisioner-adopt/{__version__}",
         )
     except (ConfigError, ConfigurationError) as error:
-        _error(str(error))
+        print(tables.error_line("adopt", error), file=sys.stderr)
         return 1
     try:
         if options.restore is not None:
             return restore(api, options, options.restore)
         return adopt(api, options, sys.stdin)
     except (ApiError, BackupError, ConfigError) as error:
-        _error(str(error))
+        print(tables.error_line("adopt", error), file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130

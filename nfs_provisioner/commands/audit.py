@@ -76,7 +76,7 @@ def main(arguments: argparse.Namespace, env: Mapping[str, str]) -> int:
         missing = volumes_without_directory(backend, volumes, provisioner_name)
         found = archives(backend)
     except (ConfigError, ConfigurationError, ApiError, BackendError) as error:
-        print(f"nfs-provisioner audit: error: {printable(str(error))}", file=sys.stderr)
+        print(tables.error_line("audit", error), file=sys.stderr)
         return 1
     pruned = backend.sweep_expired(now) if arguments.prune else None
     if arguments.output == "json":

@@ -255,7 +255,20 @@ def cluster_checks(
         classes = {str(c["metadata"]["name"]): c for c in list_objects(api, STORAGE_CLASSES)}
         claims = list_objects(api, namespaced("persistentvolumeclaims", namespace))
         volumes = list_objects(api, VOLUMES)
-    except (ConfigurationError, ApiError) as error:
+    except ConfigurationError as error:
+        # A kubeconfig that was named but cannot be read is a setting to fix, not an absence.
+        return [
+            CheckResult(
+                "cluster",
+                Status.FAIL if settings.kubeconfig else Status.WARN,
+                f"{error}: StorageClass, claim and volume checks skipped",
+                "correct --kubeconfig / KUBECONFIG"
+                if settings.kubeconfig
+                else "pass --kubeconfig or set KUBECONFIG, or run doctor inside the "
+                "provisioner's pod",
+            )
+        ]
+    except ApiError as error:
         return [
             CheckResult(
                 "cluster",
