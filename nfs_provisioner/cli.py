@@ -71,7 +71,10 @@ def build_parser() -> argparse.ArgumentParser:
         description="List the directories on the exports that no PersistentVolume uses, the "
         "PersistentVolumes of this provisioner whose directory is missing, and the archives "
         "with their age and retention. --prune removes the archives whose retention has "
-        "passed; nothing else is ever deleted. Settings are read like `run` reads them.",
+        "passed; nothing else is ever deleted. Settings are read like `run` reads them. "
+        "Exit code 0: nothing found; 2: directories without a volume or volumes without a "
+        "directory; 1: an error (a setting, the API server, an archive --prune could not "
+        "remove).",
     )
     audit_command.add_arguments(audit)
     return parser

@@ -542,7 +542,9 @@ def build_backend(exports: ExportSettings) -> NFSBackend:
             extra_exports=exports.extra_exports,
         )
     except ValueError as error:
-        raise ConfigError(f"invalid NFS_PROVISIONER_EXTRA_EXPORTS: {error}") from None
+        raise ConfigError(
+            f"invalid --extra-exports (NFS_PROVISIONER_EXTRA_EXPORTS): {error}"
+        ) from None
 
 
 def _default_namespace() -> str:

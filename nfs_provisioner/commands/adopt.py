@@ -41,6 +41,7 @@ from nfs_provisioner.commands.queries import (
     STORAGE_CLASSES,
     claim_path,
     list_objects,
+    namespace_exists,
     namespaced,
     server_version,
 )
@@ -265,10 +266,25 @@ def target_class(view: ClusterView, requested: str | None, from_classes: Collect
     return requested
 
 
+def _require_named_things(
+    api: ApiClient, classes: Mapping[str, JsonObject], options: Options
+) -> None:
+    """A namespace or --from-class that does not exist is a typo, not "nothing to do"."""
+    for name in options.from_classes:
+        if name not in classes:
+            raise ConfigError(
+                f"--from-class {name}: StorageClass {name} does not exist "
+                f"(existing: {', '.join(sorted(classes)) or 'none'})"
+            )
+    if options.namespace is not None and not namespace_exists(api, options.namespace):
+        raise ConfigError(f"--namespace {options.namespace}: namespace does not exist")
+
+
 def adopt(api: ApiClient, options: Options, stdin: TextIO) -> int:
     classes = {str(c["metadata"]["name"]): c for c in list_objects(api, STORAGE_CLASSES)}
     view = ClusterView(classes, assigns_default_retroactively(server_version(api)))
     target = target_class(view, options.storage_class, options.from_classes)
+    _require_named_things(api, classes, options)
     claims = list_objects(
         api,
         namespaced("persistentvolumeclaims", options.namespace),
