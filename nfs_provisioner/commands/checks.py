@@ -93,8 +93,12 @@ class Space:
     free_inodes: int
 
 
-def check_mount(mount_path: str, unusable: str | None, mount: Mount | None) -> CheckResult:
-    """``unusable`` says why ``mount_path`` is no directory doctor can enter, if it is not."""
+def check_mount(
+    mount_path: str, unusable: str | None, mount: Mount | None, *, local_export: bool = False
+) -> CheckResult:
+    """``unusable`` says why ``mount_path`` is no directory doctor can enter, if it is not.
+    ``local_export``: the operator says the export is a local directory on purpose (the demo,
+    a test), so a mount that is not NFS is a warning that explains, not a failure."""
     fix = (
         f"mount the NFS export at {mount_path} (the Deployment's nfs volume), or point "
         "--mount-path / NFS_MOUNT_PATH at where it is mounted"
@@ -108,6 +112,15 @@ def check_mount(mount_path: str, unusable: str | None, mount: Mount | None) -> C
         if mount.mount_point == mount_path
         else f"{mount_path} is inside {mount.mount_point},"
     )
+    if not mount.is_nfs and local_export:
+        return CheckResult(
+            "mount",
+            Status.WARN,
+            f"{where} {mount.source} ({mount.fs_type}), not an NFS export, as --local-export "
+            "says: right for the demo or a test, but volumes there exist on this machine only "
+            "and no other node can mount them",
+            "in a real cluster, mount an NFS export there and drop --local-export",
+        )
     if not mount.is_nfs:
         return CheckResult(
             "mount",

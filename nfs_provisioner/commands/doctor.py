@@ -74,6 +74,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=Path("/proc/self/mountinfo"),
         help="mount table that tells what is mounted there (default: /proc/self/mountinfo)",
     )
+    parser.add_argument(
+        "--local-export",
+        action="store_true",
+        help="the export is a local directory on purpose (make demo, tests): a mount that is "
+        "not NFS is a warning, not a failure",
+    )
     config.add_arguments(parser, ["nfs_server", "nfs_path", "provisioner_name", "extra_exports"])
     parser.add_argument(
         "--storage-class",
@@ -104,11 +110,21 @@ def main(arguments: argparse.Namespace, env: Mapping[str, str]) -> int:
     settings, result = _settings(arguments, env)
     results = [result]
     if settings.mount_path is not None:
-        results += local_checks(settings.mount_path, arguments.mountinfo, settings.nfs_path)
+        results += local_checks(
+            settings.mount_path,
+            arguments.mountinfo,
+            settings.nfs_path,
+            local_export=arguments.local_export,
+        )
     for export in settings.extra_exports:
         results += [
             dataclasses.replace(result, message=f"{export}: {result.message}")
-            for result in local_checks(export.mount_path, arguments.mountinfo, export.share)
+            for result in local_checks(
+                export.mount_path,
+                arguments.mountinfo,
+                export.share,
+                local_export=arguments.local_export,
+            )
         ]
     results += cluster_checks(settings, arguments.storage_class, arguments.namespace)
     print(render_json(results) if arguments.output == "json" else render_text(results))
@@ -164,7 +180,9 @@ def _settings(
     )
 
 
-def local_checks(mount_path: str, mountinfo: Path, nfs_path: str | None) -> list[CheckResult]:
+def local_checks(
+    mount_path: str, mountinfo: Path, nfs_path: str | None, *, local_export: bool = False
+) -> list[CheckResult]:
     results = []
     path = os.path.realpath(mount_path)
     unusable = _unusable(path)
@@ -181,7 +199,7 @@ def local_checks(mount_path: str, mountinfo: Path, nfs_path: str | None) -> list
             )
         )
     else:
-        results.append(check_mount(path, unusable, mount))
+        results.append(check_mount(path, unusable, mount, local_export=local_export))
     if unusable is not None:
         return results
     if mount is not None and mount.is_nfs:
