@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import re
 import socket
 import uuid
 from collections.abc import Callable, Iterable, Mapping
@@ -20,13 +19,13 @@ from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from nfs_provisioner import values
 from nfs_provisioner.controller.leaderelection import ElectionSettings
 from nfs_provisioner.controller.settings import ControllerSettings
 from nfs_provisioner.nfs import Export, NFSBackend
 from nfs_provisioner.values import parse_go_bool
 
 SERVICE_ACCOUNT_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
-_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
 
 
 class ConfigError(Exception):
@@ -34,19 +33,9 @@ class ConfigError(Exception):
 
 
 def parse_duration(value: str) -> float:
-    """Seconds from a Go-style duration ("15s", "1m30s", "500ms", "2h") or a plain number."""
-    text = value.strip()
-    try:
-        seconds = float(text)
-    except ValueError:
-        parts = _DURATION_PART.findall(text)
-        if not parts or "".join(n + u for n, u in parts) != text:
-            raise ValueError("expected a duration such as 500ms, 15s, 10m or 1h30m") from None
-        scale = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
-        seconds = sum(float(n) * scale[u] for n, u in parts)
-    if seconds < 0:
-        raise ValueError("must not be negative")
-    return seconds
+    """A setting's duration (values.parse_duration); a bare number is seconds, as it always
+    was for these settings and as the chart's schema allows."""
+    return values.parse_duration(value, bare_seconds=True)
 
 
 def _positive_int(value: str) -> int:
@@ -190,6 +179,8 @@ class Knob:
     parse: Callable[[str], Any]
     help: str
     metavar: str = "VALUE"
+    # How --help shows a default that is computed or means something (the README's words).
+    shown_default: str | None = None
 
     @property
     def default(self) -> Any:
@@ -261,8 +252,9 @@ KNOBS: tuple[Knob, ...] = (
         "--kubeconfig",
         "KUBECONFIG",
         str,
-        "kubeconfig file; unset: in-cluster service account",
+        "kubeconfig file",
         "FILE",
+        "in-cluster",
     ),
     Knob(
         "leader_election",
@@ -279,8 +271,9 @@ KNOBS: tuple[Knob, ...] = (
         "--pod-namespace",
         "POD_NAMESPACE",
         str,
-        "namespace of the leader-election Lease; unset: the service account's, else default",
+        "namespace of the leader-election Lease",
         "NAMESPACE",
+        "the service account's namespace, else default",
     ),
     Knob(
         "leader_election_id",
@@ -288,8 +281,9 @@ KNOBS: tuple[Knob, ...] = (
         "--leader-election-id",
         "NFS_PROVISIONER_LEADER_ELECTION_ID",
         str,
-        "name of the Lease; unset: the provisioner name with '/' replaced by '-'",
+        "name of the Lease",
         "NAME",
+        "the provisioner name with '/' replaced by '-'",
     ),
     Knob(
         "lease_duration",
@@ -416,7 +410,7 @@ KNOBS: tuple[Knob, ...] = (
         "--metrics-address",
         "NFS_PROVISIONER_METRICS_ADDRESS",
         _address,
-        "serves /metrics, /healthz and /readyz",
+        "serves /metrics, /healthz and /readyz; port 0 turns it off",
         "HOST:PORT",
     ),
     Knob(
@@ -463,11 +457,15 @@ def add_arguments(
 
 def _show_default(knob: Knob) -> str:
     default = knob.default
+    if knob.shown_default is not None:
+        return knob.shown_default
+    if isinstance(default, bool):
+        return "true" if default else "false"
     if isinstance(default, float) and knob.parse is parse_duration:
-        return f"{default:g}s"
+        return values.format_duration(default)
     if default in ((), None, ""):
         return "none"
-    return str(default)
+    return f"{default:g}" if isinstance(default, float) else str(default)
 
 
 def resolve(

@@ -45,9 +45,10 @@ from nfs_provisioner.commands.queries import (
     namespaced,
     server_version,
 )
-from nfs_provisioner.config import ConfigError, parse_duration
+from nfs_provisioner.config import ConfigError
 from nfs_provisioner.kube import ApiClient, ApiError, ConfigurationError, JsonObject, connect
 from nfs_provisioner.objects import WAIT_FOR_FIRST_CONSUMER, spec_of, status_of
+from nfs_provisioner.values import parse_duration
 
 _POLL_INTERVAL = 0.5
 _PROGRESS_INTERVAL = 10.0
