@@ -309,10 +309,11 @@ def demo(real_nfs: bool) -> None:
         except KeyboardInterrupt:
             print("\nstopping", flush=True)
         finally:
-            provisioner.send_signal(signal.SIGTERM)
-            provisioner.wait(timeout=20)
+            # First what points at this demo, so a second signal cannot leave it behind.
             KUBECONFIG_LINK.unlink(missing_ok=True)
             ENV_FILE.unlink(missing_ok=True)
+            provisioner.send_signal(signal.SIGTERM)
+            provisioner.wait(timeout=20)
 
 
 def parse_arguments(argv: list[str]) -> argparse.Namespace:

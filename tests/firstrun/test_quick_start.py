@@ -114,6 +114,19 @@ def _environment() -> dict[str, str]:
     return env
 
 
+def _wait_until_gone(group: int, timeout: float = 120.0) -> None:
+    """make may exit before the demo under it has cleaned up: wait for the whole group."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(group, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.2)
+    os.killpg(group, signal.SIGKILL)
+    pytest.fail(f"the demo's processes were still running {timeout:.0f}s after Ctrl-C")
+
+
 def test_the_readme_demo_word_for_word_on_a_fresh_clone(clone: Path) -> None:
     first, *others = readme_steps((clone / "README.md").read_text())
     assert [step.command for step in first] == ["make demo"], first
@@ -159,6 +172,7 @@ def test_the_readme_demo_word_for_word_on_a_fresh_clone(clone: Path) -> None:
             # What Ctrl-C in the demo's terminal does: SIGINT to its whole process group.
             os.killpg(demo.pid, signal.SIGINT)
             demo.wait(timeout=120)
+        _wait_until_gone(demo.pid)
     assert "stopping" in output.text, output.text[-2000:]
     assert not (clone / ".demo" / "kubeconfig").exists()
     assert not (clone / ".demo" / "env").exists()
