@@ -440,12 +440,14 @@ def add_arguments(
     names: Iterable[str] | None = None,
     *,
     help_texts: Mapping[str, str] | None = None,
+    optional: bool = False,
 ) -> None:
-    """Add the flags of these knobs (all by default), each with its env var and default."""
+    """Add the flags of these knobs (all by default), each with its env var and default;
+    ``optional``: the command works without the knobs ``run`` requires (doctor)."""
     for name in names if names is not None else _BY_NAME:
         knob = _BY_NAME[name]
         text = (help_texts or {}).get(name, knob.help)
-        default = "required" if knob.required else _show_default(knob)
+        default = "required" if knob.required and not optional else _show_default(knob)
         parser.add_argument(
             knob.flag,
             dest=knob.name,

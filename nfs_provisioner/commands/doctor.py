@@ -80,7 +80,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="the export is a local directory on purpose (make demo, tests): a mount that is "
         "not NFS is a warning, not a failure",
     )
-    config.add_arguments(parser, ["nfs_server", "nfs_path", "provisioner_name", "extra_exports"])
+    # Not required here: without them the checks that need them are skipped, with a warning.
+    config.add_arguments(
+        parser, ["nfs_server", "nfs_path", "provisioner_name", "extra_exports"], optional=True
+    )
     parser.add_argument(
         "--storage-class",
         metavar="NAME",
