@@ -8,6 +8,7 @@ transient: ``run`` keeps trying and says why in its log and in ``/readyz``.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from nfs_provisioner.kube import paths
@@ -37,9 +38,10 @@ def check_access(api: ApiClient, lease: tuple[str, str] | None) -> Problem | Non
     try:
         create_lease(api, namespace, name, {"holderIdentity": ""}, dry_run=True)
     except ApiError as error:
-        if error.is_already_exists:
-            return None
-        return _lease_problem(namespace, name, error)
+        # Only answers that no retry changes stop the start here. Anything else (the Lease
+        # exists; no right to create one, which a pre-created Lease does not need) is left
+        # to the leader election, which retries and logs it.
+        return _lease_problem(namespace, name, error) if error.status in (404, 422) else None
     return None
 
 
@@ -59,7 +61,7 @@ def _access_problem(server: str, error: ApiError) -> Problem:
         )
     if error.status == 0:
         return Problem(
-            f"cannot reach the API server at {server} ({error.message}): check the server "
+            f"cannot reach the API server at {server} ({_reason(error.message)}): check the server "
             "address in the kubeconfig and that the API server is running",
             permanent=False,
         )
@@ -67,23 +69,23 @@ def _access_problem(server: str, error: ApiError) -> Problem:
 
 
 def _lease_problem(namespace: str, name: str, error: ApiError) -> Problem:
+    """For a 404 or 422 answer to creating the Lease."""
     if error.status == 404:
         return Problem(
             f"the namespace {namespace} of the leader-election Lease does not exist: create "
             "it, or set --pod-namespace / POD_NAMESPACE to an existing namespace",
             permanent=True,
         )
-    if error.status == 422:
-        return Problem(
-            f"the API server refuses {name!r} as the leader-election Lease's name "
-            f"({error.message}): choose a provisioner name of lower-case letters, digits, "
-            "'-', '.' and '/', or set --leader-election-id / NFS_PROVISIONER_LEADER_ELECTION_ID",
-            permanent=True,
-        )
-    if error.status == 403:
-        return Problem(
-            f"not allowed to create Leases in namespace {namespace} ({error}): grant the "
-            "provisioner's RBAC (the chart's Role), or run with --enable-leader-election=false",
-            permanent=False,
-        )
-    return Problem(f"cannot check the leader-election Lease: {error}", permanent=False)
+    return Problem(
+        f"the API server refuses {name!r} as the leader-election Lease's name "
+        f"({error.message}): choose a provisioner name of lower-case letters, digits, "
+        "'-', '.' and '/', or set --leader-election-id / NFS_PROVISIONER_LEADER_ELECTION_ID",
+        permanent=True,
+    )
+
+
+def _reason(transport_error: str) -> str:
+    """The operating system's words ("[Errno 111] Connection refused") out of urllib3's nest of
+    wrappers, when there are some; else the whole text."""
+    found = re.findall(r"\[Errno -?\d+\] [^'\")]+", transport_error)
+    return found[-1].strip() if found else transport_error

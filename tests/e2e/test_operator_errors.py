@@ -257,6 +257,7 @@ def test_run_without_an_api_server_keeps_trying_and_says_why(
 
     _status, body = wait_for(not_ready, timeout=30, what="/readyz naming the unreachable server")
     assert server in body and "kubeconfig" in body, body
+    assert "[Errno 111] Connection refused" in body and "HTTPSConnectionPool" not in body, body
     assert _get(port, "/healthz")[0] == 200
     time.sleep(0.5)
     assert process.poll() is None, "a transient problem must not stop the process"
