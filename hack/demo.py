@@ -223,10 +223,20 @@ def _command(*words: str) -> str:
     return shlex.join(words)
 
 
+def _shown(path: Path | str) -> str:
+    """Relative to the current directory when inside it (as the README writes it), else whole."""
+    absolute = Path(path).absolute()
+    return (
+        str(absolute.relative_to(Path.cwd()))
+        if absolute.is_relative_to(Path.cwd())
+        else str(absolute)
+    )
+
+
 def banner(log_path: Path, metrics_port: int, real_nfs: bool) -> str:
-    demo = os.path.relpath(Path(__file__), Path.cwd())
-    python = os.path.relpath(sys.executable, Path.cwd())
-    cli = os.path.relpath(Path(sys.executable).with_name("nfs-provisioner"), Path.cwd())
+    demo = _shown(Path(__file__))
+    python = _shown(sys.executable)
+    cli = _shown(Path(sys.executable).with_name("nfs-provisioner"))
     local = [] if real_nfs else ["--local-export"]
     note = (
         "\n                   (--local-export: the demo's export is a plain directory, "
@@ -234,9 +244,9 @@ def banner(log_path: Path, metrics_port: int, real_nfs: bool) -> str:
         if local
         else ""
     )
-    env_file = os.path.relpath(ENV_FILE, Path.cwd())
+    env_file = _shown(ENV_FILE)
     return f"""
-The provisioner is running (log: {log_path}, metrics: http://127.0.0.1:{metrics_port}/metrics).
+The provisioner is running (log: {_shown(log_path)}, metrics: http://127.0.0.1:{metrics_port}/metrics).
 From a second terminal:
   create a claim:  {_command(python, demo, "claim", "NAME", "1Gi")}
   delete it:       {_command(python, demo, "delete", "NAME")}
@@ -313,7 +323,14 @@ def demo(real_nfs: bool) -> None:
             KUBECONFIG_LINK.unlink(missing_ok=True)
             ENV_FILE.unlink(missing_ok=True)
             provisioner.send_signal(signal.SIGTERM)
-            provisioner.wait(timeout=20)
+            try:
+                provisioner.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                # Ctrl-C reaches the whole terminal group: with NFS=real the fuse-nfs mount may
+                # be gone before the provisioner has finished with it.
+                provisioner.kill()
+                provisioner.wait()
+                print(f"the provisioner did not stop within 20s and was killed; see {log_path}")
 
 
 def parse_arguments(argv: list[str]) -> argparse.Namespace:
