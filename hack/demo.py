@@ -21,6 +21,7 @@ export, so a kubelet could mount them.
 from __future__ import annotations
 
 import argparse
+import ctypes
 import fcntl
 import os
 import shlex
@@ -48,6 +49,7 @@ EXPORT = DEMO_DIR / "export"
 KUBECONFIG_LINK = DEMO_DIR / "kubeconfig"
 ENV_FILE = DEMO_DIR / "env"
 LOCK = DEMO_DIR / "demo.lock"
+_PR_SET_PDEATHSIG = 1
 PROVISIONER_NAME = "cluster.local/nfs-client-provisioner"
 NAMESPACE = "default"
 
@@ -219,6 +221,12 @@ def demo_export(real_nfs: bool) -> Iterator[DemoExport]:
         yield DemoExport(server=world.server, path=str(export.path))
 
 
+def _stop_with_parent() -> None:
+    """In the provisioner's process: SIGTERM when the demo dies, however it dies (a second
+    Ctrl-C during the clean-up, a kill), so no provisioner outlives its demo."""
+    ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
 def _command(*words: str) -> str:
     return shlex.join(words)
 
@@ -289,6 +297,7 @@ def demo(real_nfs: bool) -> None:
                 env=env,
                 stdout=log,
                 stderr=subprocess.STDOUT,
+                preexec_fn=_stop_with_parent,
             )
         try:
             api = client(plane.kubeconfig)
