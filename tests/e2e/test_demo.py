@@ -191,3 +191,43 @@ def test_a_restarted_demo_says_what_it_removes(tmp_path: Path) -> None:
         assert demo.stop() == 0, demo.text
     assert not (directory / "kubeconfig").exists()
     assert not (directory / "env").exists()
+
+
+def _children(pid: int) -> dict[int, str]:
+    found = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            cmdline = (stat.parent / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found[int(stat.parent.name)] = cmdline
+    return found
+
+
+def test_a_killed_demo_leaves_no_provisioner_running(tmp_path: Path) -> None:
+    demo = Demo(tmp_path / "demo")
+    try:
+        wait_for(
+            lambda: "Press Ctrl-C" in demo.text or demo.process.poll() is not None,
+            timeout=180,
+            what="the demo to start",
+        )
+        (provisioner,) = [
+            pid for pid, cmd in _children(demo.process.pid).items() if "nfs_provisioner run" in cmd
+        ]
+        demo.process.kill()
+        demo.process.wait(timeout=30)
+        wait_for(
+            lambda: (
+                not Path(f"/proc/{provisioner}").exists()
+                or "Z"
+                in Path(f"/proc/{provisioner}/stat").read_text().rsplit(")", 1)[1].split()[:1]
+            ),
+            # Its graceful shutdown meets an API server that died with the demo too.
+            timeout=120,
+            what="the provisioner to stop with its demo",
+        )
+    finally:
+        demo.stop()
