@@ -5,27 +5,37 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from nfs_provisioner import __version__
 from nfs_provisioner.commands import adopt as adopt_command
 from nfs_provisioner.commands import audit as audit_command
 from nfs_provisioner.commands import doctor as doctor_command
+from nfs_provisioner.commands.tables import error_line
 from nfs_provisioner.config import ConfigError, add_arguments, load_settings
 from nfs_provisioner.daemon import run
+from nfs_provisioner.kube import ApiError, ConfigurationError
 from nfs_provisioner.logs import configure_logging
+
+# What a command may stop on: a setting to fix, a cluster that cannot be reached or refuses,
+# a file or address the system will not give. Each is one line on stderr and exit code 1;
+# anything else is a bug, and its traceback is the report.
+_STOPPING_ERRORS = (ConfigError, ConfigurationError, ApiError, OSError)
 
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # type: ignore[override]
-        # One clear line and exit code 1, as for a bad environment variable.
-        print(f"nfs-provisioner: error: {message}", file=sys.stderr)
+        # One clear line and exit code 1, as for a bad environment variable; self.prog is
+        # "nfs-provisioner <command>" for a command's own flags.
+        print(f"{self.prog}: error: {message}", file=sys.stderr)
         raise SystemExit(1)
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
-        prog="nfs-provisioner", description="Kubernetes dynamic provisioner for one NFS export."
+        prog="nfs-provisioner",
+        description="Kubernetes dynamic provisioner: each PersistentVolumeClaim gets a "
+        "directory on an NFS export (one export, or several with --extra-exports).",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
@@ -61,30 +71,44 @@ def build_parser() -> argparse.ArgumentParser:
         description="List the directories on the exports that no PersistentVolume uses, the "
         "PersistentVolumes of this provisioner whose directory is missing, and the archives "
         "with their age and retention. --prune removes the archives whose retention has "
-        "passed; nothing else is ever deleted. Settings are read like `run` reads them.",
+        "passed; nothing else is ever deleted. Settings are read like `run` reads them. "
+        "Exit code 0: nothing found; 2: directories without a volume or volumes without a "
+        "directory; 1: an error (a setting, the API server, an archive --prune could not "
+        "remove).",
     )
     audit_command.add_arguments(audit)
     return parser
 
 
+def _run(arguments: argparse.Namespace, env: Mapping[str, str]) -> int:
+    settings = load_settings(arguments, env)
+    configure_logging(settings.serving.log_format, settings.serving.log_level)
+    return run(settings)
+
+
+_COMMANDS: dict[str, Callable[[argparse.Namespace, Mapping[str, str]], int]] = {
+    "run": _run,
+    "adopt": adopt_command.main,
+    "doctor": doctor_command.main,
+    "audit": audit_command.main,
+}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    arguments = parser.parse_args(argv)
+    arguments, unknown = parser.parse_known_args(argv)
+    if unknown:
+        # Said by the command's own parser, so that the line names the command.
+        commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+        culprit = commands.choices.get(arguments.command, parser)
+        culprit.error(f"unrecognized arguments: {' '.join(unknown)}")
     if arguments.command is None:
         parser.print_help()
         return 1
-    if arguments.command == "run":
-        try:
-            settings = load_settings(arguments, os.environ)
-            configure_logging(settings.serving.log_format, settings.serving.log_level)
-            return run(settings)
-        except ConfigError as error:
-            print(f"nfs-provisioner: error: {error}", file=sys.stderr)
-            return 1
-    if arguments.command == "adopt":
-        return adopt_command.main(arguments, os.environ)
-    if arguments.command == "doctor":
-        return doctor_command.main(arguments, os.environ)
-    if arguments.command == "audit":
-        return audit_command.main(arguments, os.environ)
-    return 1
+    try:
+        return _COMMANDS[arguments.command](arguments, os.environ)
+    except _STOPPING_ERRORS as error:
+        print(error_line(arguments.command, error), file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130

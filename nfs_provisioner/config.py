@@ -11,7 +11,7 @@ their names and meaning, so a deployment written for it works unchanged.
 from __future__ import annotations
 
 import argparse
-import re
+import math
 import socket
 import uuid
 from collections.abc import Callable, Iterable, Mapping
@@ -19,13 +19,13 @@ from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from nfs_provisioner import values
 from nfs_provisioner.controller.leaderelection import ElectionSettings
 from nfs_provisioner.controller.settings import ControllerSettings
 from nfs_provisioner.nfs import Export, NFSBackend
 from nfs_provisioner.values import parse_go_bool
 
 SERVICE_ACCOUNT_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
-_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
 
 
 class ConfigError(Exception):
@@ -33,30 +33,33 @@ class ConfigError(Exception):
 
 
 def parse_duration(value: str) -> float:
-    """Seconds from a Go-style duration ("15s", "1m30s", "500ms", "2h") or a plain number."""
-    text = value.strip()
-    try:
-        seconds = float(text)
-    except ValueError:
-        parts = _DURATION_PART.findall(text)
-        if not parts or "".join(n + u for n, u in parts) != text:
-            raise ValueError("expected a duration such as 500ms, 15s, 10m or 1h30m") from None
-        scale = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
-        seconds = sum(float(n) * scale[u] for n, u in parts)
-    if seconds < 0:
-        raise ValueError("must not be negative")
-    return seconds
+    """A setting's duration (values.parse_duration); a bare number is seconds, as it always
+    was for these settings and as the chart's schema allows."""
+    return values.parse_duration(value, bare_seconds=True)
 
 
 def _positive_int(value: str) -> int:
-    number = int(value)
+    try:
+        number = int(value)
+    except ValueError:
+        raise ValueError("expected a whole number of at least 1") from None
     if number < 1:
         raise ValueError("must be at least 1")
     return number
 
 
+def _number(value: str) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        number = math.nan
+    if not math.isfinite(number):
+        raise ValueError("expected a number such as 5 or 2.5")
+    return number
+
+
 def _non_negative_float(value: str) -> float:
-    number = float(value)
+    number = _number(value)
     if number < 0:
         raise ValueError("must not be negative")
     return number
@@ -85,7 +88,7 @@ def parse_extra_exports(value: str) -> tuple[Export, ...]:
 
 
 def _positive_float(value: str) -> float:
-    number = float(value)
+    number = _number(value)
     if not number > 0:
         raise ValueError("must be greater than 0")
     return number
@@ -176,6 +179,8 @@ class Knob:
     parse: Callable[[str], Any]
     help: str
     metavar: str = "VALUE"
+    # How --help shows a default that is computed or means something (the README's words).
+    shown_default: str | None = None
 
     @property
     def default(self) -> Any:
@@ -247,8 +252,9 @@ KNOBS: tuple[Knob, ...] = (
         "--kubeconfig",
         "KUBECONFIG",
         str,
-        "kubeconfig file; unset: in-cluster service account",
+        "kubeconfig file",
         "FILE",
+        "in-cluster",
     ),
     Knob(
         "leader_election",
@@ -265,8 +271,9 @@ KNOBS: tuple[Knob, ...] = (
         "--pod-namespace",
         "POD_NAMESPACE",
         str,
-        "namespace of the leader-election Lease; unset: the service account's, else default",
+        "namespace of the leader-election Lease",
         "NAMESPACE",
+        "the service account's namespace, else default",
     ),
     Knob(
         "leader_election_id",
@@ -274,8 +281,9 @@ KNOBS: tuple[Knob, ...] = (
         "--leader-election-id",
         "NFS_PROVISIONER_LEADER_ELECTION_ID",
         str,
-        "name of the Lease; unset: the provisioner name with '/' replaced by '-'",
+        "name of the Lease",
         "NAME",
+        "the provisioner name with '/' replaced by '-'",
     ),
     Knob(
         "lease_duration",
@@ -420,7 +428,7 @@ KNOBS: tuple[Knob, ...] = (
         "--metrics-address",
         "NFS_PROVISIONER_METRICS_ADDRESS",
         _address,
-        "serves /metrics, /healthz and /readyz",
+        "serves /metrics, /healthz and /readyz; port 0 turns it off",
         "HOST:PORT",
     ),
     Knob(
@@ -450,12 +458,14 @@ def add_arguments(
     names: Iterable[str] | None = None,
     *,
     help_texts: Mapping[str, str] | None = None,
+    optional: bool = False,
 ) -> None:
-    """Add the flags of these knobs (all by default), each with its env var and default."""
+    """Add the flags of these knobs (all by default), each with its env var and default;
+    ``optional``: the command works without the knobs ``run`` requires (doctor)."""
     for name in names if names is not None else _BY_NAME:
         knob = _BY_NAME[name]
         text = (help_texts or {}).get(name, knob.help)
-        default = "required" if knob.required else _show_default(knob)
+        default = "required" if knob.required and not optional else _show_default(knob)
         parser.add_argument(
             knob.flag,
             dest=knob.name,
@@ -467,11 +477,15 @@ def add_arguments(
 
 def _show_default(knob: Knob) -> str:
     default = knob.default
+    if knob.shown_default is not None:
+        return knob.shown_default
+    if isinstance(default, bool):
+        return "true" if default else "false"
     if isinstance(default, float) and knob.parse is parse_duration:
-        return f"{default:g}s"
+        return values.format_duration(default)
     if default in ((), None, ""):
         return "none"
-    return str(default)
+    return f"{default:g}" if isinstance(default, float) else str(default)
 
 
 def resolve(
@@ -488,7 +502,8 @@ def resolve(
         source = knob.flag
         if raw is None and env.get(knob.env, "") != "":
             raw, source = env[knob.env], knob.env
-        if raw is None:
+        # Empty is unset, for a flag as for a variable (NFS_SERVER= and --nfs-server '').
+        if raw is None or raw == "":
             values[name] = knob.default
             continue
         try:
@@ -545,7 +560,9 @@ def build_backend(exports: ExportSettings) -> NFSBackend:
             extra_exports=exports.extra_exports,
         )
     except ValueError as error:
-        raise ConfigError(f"invalid NFS_PROVISIONER_EXTRA_EXPORTS: {error}") from None
+        raise ConfigError(
+            f"invalid --extra-exports (NFS_PROVISIONER_EXTRA_EXPORTS): {error}"
+        ) from None
 
 
 def _default_namespace() -> str:

@@ -15,12 +15,16 @@ from nfs_provisioner.config import ConfigError, ExportSettings, Settings, build_
 from nfs_provisioner.controller import metrics
 from nfs_provisioner.controller.controller import ProvisionController
 from nfs_provisioner.controller.leaderelection import LeaderElector
-from nfs_provisioner.health import HealthServer
-from nfs_provisioner.kube import ConfigurationError, EventRecorder, connect
+from nfs_provisioner.health import Check, HealthServer
+from nfs_provisioner.kube import ApiClient, ConfigurationError, EventRecorder, connect
+from nfs_provisioner.kube.preflight import check_access
 
 log = structlog.get_logger(__name__)
 # Watches hold three connections; workers and event senders need the rest.
 _EXTRA_CONNECTIONS = 16
+# Pace of the start-up checks while the API server cannot be worked with yet.
+_FIRST_RETRY = 1.0
+_MAX_RETRY = 30.0
 
 
 def check_mount(exports: ExportSettings) -> None:
@@ -54,11 +58,14 @@ def run(settings: Settings) -> int:
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
-
     events = EventRecorder(api, component=settings.provisioner_name, host=settings.identity)
     controller = ProvisionController(api, backend, settings.controller, events=events, stop=stop)
+    # Until the start-up checks pass, readiness says what they found.
+    waiting_for = ["checking access to the API server"]
 
     def readiness() -> str | None:
+        if waiting_for:
+            return waiting_for[0]
         for informer in controller.informers:
             if not informer.synced.is_set():
                 return f"{informer.kind} cache not synced yet"
@@ -69,12 +76,18 @@ def run(settings: Settings) -> int:
     def liveness() -> str | None:
         return None if controller.workers_alive() else "a worker thread died"
 
-    health = None
-    if not settings.serving.metrics_address.endswith(":0"):
-        health = HealthServer(
-            settings.serving.metrics_address, liveness=liveness, readiness=readiness
-        )
-        health.start()
+    health = _serve_health(settings.serving.metrics_address, liveness, readiness)
+    try:
+        if _wait_for_access(api, settings, stop, waiting_for):
+            _log_start(settings)
+            _serve(settings, api, controller, stop)
+    finally:
+        if health is not None:
+            health.stop()
+    return 0
+
+
+def _log_start(settings: Settings) -> None:
     log.info(
         "starting",
         version=__version__,
@@ -87,6 +100,49 @@ def run(settings: Settings) -> int:
         leader_election=settings.election.enabled,
         metrics_address=settings.serving.metrics_address,
     )
+
+
+def _serve_health(address: str, liveness: Check, readiness: Check) -> HealthServer | None:
+    if address.endswith(":0"):
+        return None
+    try:
+        health = HealthServer(address, liveness=liveness, readiness=readiness)
+    except OSError as error:
+        raise ConfigError(
+            f"cannot serve /metrics, /healthz and /readyz on {address}: "
+            f"{error.strerror or error}: choose another --metrics-address "
+            "(NFS_PROVISIONER_METRICS_ADDRESS) with a local address and a free port; "
+            "port 0 turns it off"
+        ) from None
+    health.start()
+    return health
+
+
+def _wait_for_access(
+    api: ApiClient, settings: Settings, stop: threading.Event, waiting_for: list[str]
+) -> bool:
+    """True once the API server can be worked with; False if stopped first. ConfigError for a
+    problem no retry can fix; transient ones are logged at error level and retried."""
+    election = settings.election
+    lease = (election.namespace, election.lease_name) if election.enabled else None
+    delay = _FIRST_RETRY
+    while not stop.is_set():
+        problem = check_access(api, lease)
+        if problem is None:
+            waiting_for.clear()
+            return True
+        if problem.permanent:
+            raise ConfigError(problem.message)
+        waiting_for[:] = [f"not started: {problem.message}"]
+        log.error("cannot start serving yet", problem=problem.message, retry_in=delay)
+        stop.wait(delay)
+        delay = min(delay * 2, _MAX_RETRY)
+    return False
+
+
+def _serve(
+    settings: Settings, api: ApiClient, controller: ProvisionController, stop: threading.Event
+) -> None:
     controller.start_informers()
 
     def start_leading() -> None:
@@ -113,7 +169,4 @@ def run(settings: Settings) -> int:
         stop.wait()
     log.info("shutting down")
     controller.shutdown()
-    events.flush(timeout=5.0)
-    if health is not None:
-        health.stop()
-    return 0
+    controller.events.flush(timeout=5.0)

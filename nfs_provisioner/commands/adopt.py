@@ -41,12 +41,14 @@ from nfs_provisioner.commands.queries import (
     STORAGE_CLASSES,
     claim_path,
     list_objects,
+    namespace_exists,
     namespaced,
     server_version,
 )
-from nfs_provisioner.config import ConfigError, parse_duration
+from nfs_provisioner.config import ConfigError
 from nfs_provisioner.kube import ApiClient, ApiError, ConfigurationError, JsonObject, connect
 from nfs_provisioner.objects import WAIT_FOR_FIRST_CONSUMER, spec_of, status_of
+from nfs_provisioner.values import parse_duration
 
 _POLL_INTERVAL = 0.5
 _PROGRESS_INTERVAL = 10.0
@@ -208,14 +210,14 @@ def main(arguments: argparse.Namespace, env: Mapping[str, str]) -> int:
             user_agent=f"nfs-provisioner-adopt/{__version__}",
         )
     except (ConfigError, ConfigurationError) as error:
-        _error(str(error))
+        print(tables.error_line("adopt", error), file=sys.stderr)
         return 1
     try:
         if options.restore is not None:
             return restore(api, options, options.restore)
         return adopt(api, options, sys.stdin)
     except (ApiError, BackupError, ConfigError) as error:
-        _error(str(error))
+        print(tables.error_line("adopt", error), file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130
@@ -265,10 +267,25 @@ def target_class(view: ClusterView, requested: str | None, from_classes: Collect
     return requested
 
 
+def _require_named_things(
+    api: ApiClient, classes: Mapping[str, JsonObject], options: Options
+) -> None:
+    """A namespace or --from-class that does not exist is a typo, not "nothing to do"."""
+    for name in options.from_classes:
+        if name not in classes:
+            raise ConfigError(
+                f"--from-class {name}: StorageClass {name} does not exist "
+                f"(existing: {', '.join(sorted(classes)) or 'none'})"
+            )
+    if options.namespace is not None and not namespace_exists(api, options.namespace):
+        raise ConfigError(f"--namespace {options.namespace}: namespace does not exist")
+
+
 def adopt(api: ApiClient, options: Options, stdin: TextIO) -> int:
     classes = {str(c["metadata"]["name"]): c for c in list_objects(api, STORAGE_CLASSES)}
     view = ClusterView(classes, assigns_default_retroactively(server_version(api)))
     target = target_class(view, options.storage_class, options.from_classes)
+    _require_named_things(api, classes, options)
     claims = list_objects(
         api,
         namespaced("persistentvolumeclaims", options.namespace),

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
+import os
 import sys
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -76,15 +77,43 @@ def main(arguments: argparse.Namespace, env: Mapping[str, str]) -> int:
         orphans = orphan_directories(backend, volumes)
         missing = volumes_without_directory(backend, volumes, provisioner_name)
         found = archives(backend)
+        _refuse_unmounted(backend, missing)
     except (ConfigError, ConfigurationError, ApiError, BackendError) as error:
-        print(f"nfs-provisioner audit: error: {printable(str(error))}", file=sys.stderr)
+        print(tables.error_line("audit", error), file=sys.stderr)
         return 1
     pruned = backend.sweep_expired(now) if arguments.prune else None
     if arguments.output == "json":
         print(render_json(orphans, missing, found, pruned, now))
     else:
         print(render_text(orphans, missing, found, pruned, now, provisioner_name))
-    return 1 if pruned and any(result.error for result in pruned) else 0
+    if pruned and any(result.error for result in pruned):
+        return 1
+    return FINDINGS if orphans or missing else 0
+
+
+# Exit code when the audit ran and found directories without a volume or volumes without a
+# directory: something for a person to look at (1 is for errors, as in every command).
+FINDINGS = 2
+
+
+def _refuse_unmounted(backend: NFSBackend, missing: Sequence[VolumeWithoutDirectory]) -> None:
+    """An empty directory that is not a mount point, where volumes should be, is an export that
+    is not mounted: listing every volume as lost would send the reader the wrong way."""
+    for export in backend.exports.exports:
+        mount = export.mount_path
+        if not any(str(export) in volume.problem for volume in missing):
+            continue
+        try:
+            empty = not os.path.ismount(mount) and not any(os.scandir(mount))
+        except OSError:
+            continue
+        if empty:
+            raise ConfigError(
+                f"the export {export} does not seem to be mounted at {mount}: it is an empty "
+                "directory and not a mount point, and PersistentVolumes of this provisioner "
+                "expect their directories there; mount the export there (or point --mount-path / "
+                "NFS_MOUNT_PATH at it)"
+            )
 
 
 def _setup(
@@ -158,7 +187,11 @@ def render_text(
             )
             for result in pruned
         ]
-        sections.append(f"Pruned ({len(pruned)})\n" + ("\n".join(lines) or "(none)"))
+        failed = sum(result.error is not None for result in pruned)
+        title = f"Pruned ({len(pruned) - failed})"
+        if failed:
+            title += f", NOT pruned because of an error ({failed})"
+        sections.append(f"{title}\n" + ("\n".join(lines) or "(none)"))
     return "\n\n".join(sections)
 
 

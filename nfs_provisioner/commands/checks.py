@@ -93,8 +93,12 @@ class Space:
     free_inodes: int
 
 
-def check_mount(mount_path: str, unusable: str | None, mount: Mount | None) -> CheckResult:
-    """``unusable`` says why ``mount_path`` is no directory doctor can enter, if it is not."""
+def check_mount(
+    mount_path: str, unusable: str | None, mount: Mount | None, *, local_export: bool = False
+) -> CheckResult:
+    """``unusable`` says why ``mount_path`` is no directory doctor can enter, if it is not.
+    ``local_export``: the operator says the export is a local directory on purpose (the demo,
+    a test), so a mount that is not NFS is a warning that explains, not a failure."""
     fix = (
         f"mount the NFS export at {mount_path} (the Deployment's nfs volume), or point "
         "--mount-path / NFS_MOUNT_PATH at where it is mounted"
@@ -108,6 +112,15 @@ def check_mount(mount_path: str, unusable: str | None, mount: Mount | None) -> C
         if mount.mount_point == mount_path
         else f"{mount_path} is inside {mount.mount_point},"
     )
+    if not mount.is_nfs and local_export:
+        return CheckResult(
+            "mount",
+            Status.WARN,
+            f"{where} {mount.source} ({mount.fs_type}), not an NFS export, as --local-export "
+            "says: right for the demo or a test, but volumes there exist on this machine only "
+            "and no other node can mount them",
+            "in a real cluster, mount an NFS export there and drop --local-export",
+        )
     if not mount.is_nfs:
         return CheckResult(
             "mount",
@@ -459,6 +472,7 @@ def check_provisioned_by(
     classes: Mapping[str, JsonObject],
     provisioner_name: str,
     nfs_path: str | None,
+    nfs_server: str | None = None,
 ) -> CheckResult:
     ours = {name for name, c in classes.items() if c.get("provisioner") == provisioner_name}
     relevant = []
@@ -467,8 +481,15 @@ def check_provisioned_by(
         owner = annotations_of(volume).get(ANN_PROVISIONED_BY)
         if not owner or "nfs" not in spec:
             continue
-        under_export = nfs_path is not None and _under(str(spec["nfs"].get("path", "")), nfs_path)
-        if under_export or spec.get("storageClassName") in ours:
+        if nfs_path is None:
+            # Without the export's path, the classes are the only clue.
+            of_export = spec.get("storageClassName") in ours
+        else:
+            # Same path on another server is another export (an extra export, say).
+            of_export = _under(str(spec["nfs"].get("path", "")), nfs_path) and (
+                nfs_server is None or spec["nfs"].get("server") == nfs_server
+            )
+        if of_export:
             relevant.append((str(volume["metadata"]["name"]), str(owner)))
     others = sorted({owner for _, owner in relevant if owner != provisioner_name})
     if not relevant:
@@ -491,4 +512,55 @@ def check_provisioned_by(
         f"if {others[0]} was this installation's earlier name, run with "
         f"PROVISIONER_NAME={others[0]} (and keep its StorageClasses); otherwise clean their "
         "directories by hand once released",
+    )
+
+
+PROVISIONING_FAILED = "ProvisioningFailed"
+
+
+def check_failing_claims(
+    claims: Sequence[JsonObject],
+    classes: Mapping[str, JsonObject],
+    failures: Sequence[JsonObject],
+    provisioner_name: str,
+) -> CheckResult:
+    """Pending claims of this provisioner's classes whose latest word from it is a
+    ProvisioningFailed event: a class or export that does not work, whatever the class says."""
+    latest: dict[str, JsonObject] = {}
+    for event in failures:
+        uid = str((event.get("involvedObject") or {}).get("uid", ""))
+        if event.get("reason") != PROVISIONING_FAILED or not is_from(event, provisioner_name):
+            continue
+        if uid not in latest or _event_time(event) >= _event_time(latest[uid]):
+            latest[uid] = event
+    failing = []
+    for claim in claims:
+        metadata = claim["metadata"]
+        storage_class = classes.get(claim_class(claim))
+        if not is_waiting(claim) or storage_class is None:
+            continue
+        if storage_class.get("provisioner") != provisioner_name:
+            continue
+        found = latest.get(str(metadata.get("uid", "")))
+        if found is not None:
+            failing.append(
+                f"{metadata['namespace']}/{metadata['name']} (class {claim_class(claim)}): "
+                f"{found.get('message', '')}"
+            )
+    if not failing:
+        return CheckResult(
+            "failing-claims", Status.PASS, f"no Pending claim of {provisioner_name} is failing"
+        )
+    return CheckResult(
+        "failing-claims",
+        Status.FAIL,
+        f"{len(failing)} Pending claim(s) fail to provision: {_listing(failing)}",
+        "do what the message says (a StorageClass parameter, the export); "
+        "kubectl describe pvc shows every attempt",
+    )
+
+
+def _event_time(event: JsonObject) -> str:
+    return str(
+        event.get("lastTimestamp") or event.get("eventTime") or event.get("firstTimestamp") or ""
     )

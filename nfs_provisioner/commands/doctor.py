@@ -8,6 +8,7 @@ it reads the same environment variables, so it checks that pod's mount and setti
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime
 import json
 import os
@@ -21,12 +22,14 @@ from typing import Any
 from nfs_provisioner import __version__, config
 from nfs_provisioner.commands import tables
 from nfs_provisioner.commands.checks import (
+    PROVISIONING_FAILED,
     CheckResult,
     Probe,
     Space,
     Status,
     check_default_classes,
     check_export_path,
+    check_failing_claims,
     check_free_inodes,
     check_free_space,
     check_mount,
@@ -46,12 +49,14 @@ from nfs_provisioner.commands.queries import (
     STORAGE_CLASSES,
     VOLUMES,
     list_objects,
+    namespace_exists,
     namespaced,
     server_version,
 )
 from nfs_provisioner.commands.tables import printable
 from nfs_provisioner.config import ConfigError
-from nfs_provisioner.kube import ApiClient, ApiError, ConfigurationError, connect
+from nfs_provisioner.kube import ApiClient, ApiError, ConfigurationError, JsonObject, connect
+from nfs_provisioner.nfs import Export
 
 PROBE_PREFIX = ".nfs-provisioner-doctor-"
 # Any owner other than root: changing a file's owner needs CAP_CHOWN on the server's side,
@@ -69,7 +74,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=Path("/proc/self/mountinfo"),
         help="mount table that tells what is mounted there (default: /proc/self/mountinfo)",
     )
-    config.add_arguments(parser, ["nfs_path", "provisioner_name"])
+    parser.add_argument(
+        "--local-export",
+        action="store_true",
+        help="the export is a local directory on purpose (make demo, tests): a mount that is "
+        "not NFS is a warning, not a failure",
+    )
+    # Not required here: without them the checks that need them are skipped, with a warning.
+    config.add_arguments(
+        parser, ["nfs_server", "nfs_path", "provisioner_name", "extra_exports"], optional=True
+    )
     parser.add_argument(
         "--storage-class",
         metavar="NAME",
@@ -88,16 +102,33 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 @dataclass(frozen=True)
 class _Settings:
     mount_path: str | None
+    nfs_server: str | None
     nfs_path: str | None
     provisioner_name: str | None
     kubeconfig: str | None
+    extra_exports: tuple[Export, ...] = ()
 
 
 def main(arguments: argparse.Namespace, env: Mapping[str, str]) -> int:
     settings, result = _settings(arguments, env)
     results = [result]
     if settings.mount_path is not None:
-        results += local_checks(settings.mount_path, arguments.mountinfo, settings.nfs_path)
+        results += local_checks(
+            settings.mount_path,
+            arguments.mountinfo,
+            settings.nfs_path,
+            local_export=arguments.local_export,
+        )
+    for export in settings.extra_exports:
+        results += [
+            dataclasses.replace(result, message=f"{export}: {result.message}")
+            for result in local_checks(
+                export.mount_path,
+                arguments.mountinfo,
+                export.share,
+                local_export=arguments.local_export,
+            )
+        ]
     results += cluster_checks(settings, arguments.storage_class, arguments.namespace)
     print(render_json(results) if arguments.output == "json" else render_text(results))
     return exit_code(results)
@@ -107,14 +138,22 @@ def _settings(
     arguments: argparse.Namespace, env: Mapping[str, str]
 ) -> tuple[_Settings, CheckResult]:
     # A malformed setting is a finding, not a reason to stop: doctor runs to explain problems.
-    values: dict[str, str | None] = {}
+    values: dict[str, Any] = {}
     errors = []
-    for field in ("mount_path", "nfs_path", "provisioner_name", "kubeconfig"):
+    for field in (
+        "mount_path",
+        "nfs_server",
+        "nfs_path",
+        "provisioner_name",
+        "kubeconfig",
+        "extra_exports",
+    ):
         try:
             values[field] = config.resolve(arguments, env, [field])[field]
         except ConfigError as error:
             values[field] = None
             errors.append(str(error))
+    values["extra_exports"] = values.get("extra_exports") or ()
     settings = _Settings(**values)
     if errors:
         return settings, CheckResult(
@@ -144,7 +183,9 @@ def _settings(
     )
 
 
-def local_checks(mount_path: str, mountinfo: Path, nfs_path: str | None) -> list[CheckResult]:
+def local_checks(
+    mount_path: str, mountinfo: Path, nfs_path: str | None, *, local_export: bool = False
+) -> list[CheckResult]:
     results = []
     path = os.path.realpath(mount_path)
     unusable = _unusable(path)
@@ -161,7 +202,7 @@ def local_checks(mount_path: str, mountinfo: Path, nfs_path: str | None) -> list
             )
         )
     else:
-        results.append(check_mount(path, unusable, mount))
+        results.append(check_mount(path, unusable, mount, local_export=local_export))
     if unusable is not None:
         return results
     if mount is not None and mount.is_nfs:
@@ -253,9 +294,33 @@ def cluster_checks(
         )
         version = server_version(api)
         classes = {str(c["metadata"]["name"]): c for c in list_objects(api, STORAGE_CLASSES)}
+        if namespace is not None and not namespace_exists(api, namespace):
+            return [
+                CheckResult(
+                    "namespace",
+                    Status.FAIL,
+                    f"namespace {namespace} does not exist: no claim was checked",
+                    "name an existing namespace with -n, or leave -n out for all namespaces",
+                )
+            ]
         claims = list_objects(api, namespaced("persistentvolumeclaims", namespace))
         volumes = list_objects(api, VOLUMES)
-    except (ConfigurationError, ApiError) as error:
+        failures = _failure_events(api, namespace)
+    except ConfigurationError as error:
+        # A kubeconfig that was named but cannot be read is a setting to fix, not an absence.
+        return [
+            CheckResult(
+                "cluster",
+                Status.FAIL if settings.kubeconfig else Status.WARN,
+                f"cannot reach the API server ({error}): StorageClass, claim and volume "
+                "checks skipped",
+                "correct --kubeconfig / KUBECONFIG"
+                if settings.kubeconfig
+                else "pass --kubeconfig or set KUBECONFIG, or run doctor inside the "
+                "provisioner's pod",
+            )
+        ]
+    except ApiError as error:
         return [
             CheckResult(
                 "cluster",
@@ -293,8 +358,23 @@ def cluster_checks(
         )
     )
     if name is not None:
-        results.append(check_provisioned_by(volumes, classes, name, settings.nfs_path))
+        results.append(check_failing_claims(claims, classes, failures, name))
+        results.append(
+            check_provisioned_by(volumes, classes, name, settings.nfs_path, settings.nfs_server)
+        )
     return results
+
+
+def _failure_events(api: ApiClient, namespace: str | None) -> list[JsonObject]:
+    try:
+        return list_objects(
+            api,
+            namespaced("events", namespace),
+            field_selector=f"reason={PROVISIONING_FAILED}",
+        )
+    except ApiError:
+        # Not allowed to read events: no evidence either way.
+        return []
 
 
 def _has_event_from(api: ApiClient, claim: Mapping[str, Any], provisioner_name: str) -> bool:

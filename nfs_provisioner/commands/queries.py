@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import re
 
-from nfs_provisioner.kube import ApiClient, JsonObject
-from nfs_provisioner.kube.paths import STORAGE_CLASSES, VOLUMES, namespaced
+from nfs_provisioner.kube import ApiClient, ApiError, JsonObject
+from nfs_provisioner.kube.paths import NAMESPACES, STORAGE_CLASSES, VOLUMES, named, namespaced
 from nfs_provisioner.kube.paths import claim as claim_path
 
 __all__ = [
@@ -13,6 +13,7 @@ __all__ = [
     "VOLUMES",
     "claim_path",
     "list_objects",
+    "namespace_exists",
     "namespaced",
     "server_version",
 ]
@@ -38,3 +39,17 @@ def server_version(api: ApiClient) -> tuple[int, int] | None:
     if major is None or minor is None:
         return None
     return int(major.group()), int(minor.group())
+
+
+def namespace_exists(api: ApiClient, namespace: str) -> bool:
+    """False only when the API server says the namespace is not there; a caller not allowed to
+    read namespaces gets True (no evidence either way)."""
+    try:
+        api.get(named(NAMESPACES, namespace))
+    except ApiError as error:
+        if error.is_not_found:
+            return False
+        if error.status == 403:
+            return True
+        raise
+    return True

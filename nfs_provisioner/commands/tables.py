@@ -40,6 +40,15 @@ def printable_lines(text: str) -> str:
     return "\n".join(printable(line) for line in text.split("\n"))
 
 
+def error_line(command: str | None, message: object) -> str:
+    """The one line every command prints for an error it stops on:
+    ``nfs-provisioner <command>: error: <message>``, line breaks folded, control characters
+    escaped, so a log collector or a terminal gets exactly one line."""
+    prog = f"nfs-provisioner {command}" if command else "nfs-provisioner"
+    text = " ".join(str(message).split()) or type(message).__name__
+    return f"{prog}: error: {printable(text)}"
+
+
 def render(headers: Sequence[str], rows: Iterable[Sequence[str]]) -> str:
     lines = [
         [printable(str(cell)) for cell in headers],

@@ -13,6 +13,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 import urllib3
+import yaml
 from kubernetes import client as k8s_client
 from kubernetes import config as k8s_config
 
@@ -35,9 +36,19 @@ def load_configuration(kubeconfig: str | None) -> Any:
             k8s_config.load_incluster_config(  # type: ignore[no-untyped-call]
                 client_configuration=configuration
             )
-    except (k8s_config.ConfigException, OSError, ValueError, TypeError) as error:
+    except (
+        k8s_config.ConfigException,
+        yaml.YAMLError,
+        OSError,
+        ValueError,
+        TypeError,
+        AttributeError,
+        KeyError,
+    ) as error:
+        # A kubeconfig that is not YAML, or YAML of the wrong shape, is a setting to fix.
         where = f"kubeconfig {kubeconfig!r}" if kubeconfig else "in-cluster configuration"
-        raise ConfigurationError(f"cannot load {where}: {error}") from error
+        detail = " ".join(str(error).split()) or type(error).__name__
+        raise ConfigurationError(f"cannot load {where}: {detail}") from error
     return configuration
 
 
@@ -54,6 +65,11 @@ class ApiClient:
         self._base = configuration.host.rstrip("/")
         self._user_agent = user_agent
         self.limiter = TokenBucket(qps, burst)
+
+    @property
+    def server(self) -> str:
+        """The API server's URL, for messages."""
+        return str(self._base)
 
     def _headers(self, content_type: str | None = None) -> dict[str, str]:
         headers = {"Accept": "application/json", "User-Agent": self._user_agent}

@@ -11,10 +11,15 @@ def get_lease(api: ApiClient, namespace: str, name: str) -> JsonDict:
     return api.get(paths.lease(namespace, name))
 
 
-def create_lease(api: ApiClient, namespace: str, name: str, spec: JsonObject) -> JsonDict:
-    return api.create(
+def create_lease(
+    api: ApiClient, namespace: str, name: str, spec: JsonObject, *, dry_run: bool = False
+) -> JsonDict:
+    """Create the Lease; with dry_run the server validates and admits it but stores nothing."""
+    return api.request(
+        "POST",
         paths.leases(namespace),
-        {
+        params={"dryRun": "All"} if dry_run else None,
+        body={
             "apiVersion": "coordination.k8s.io/v1",
             "kind": "Lease",
             "metadata": {"name": name, "namespace": namespace},

@@ -8,35 +8,32 @@ archive's inode. Archives without a valid marker never expire on their own.
 """
 
 import json
-import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
 from nfs_provisioner.objects import api_time
+from nfs_provisioner.values import parse_duration
 
 # Far more than a marker needs; a bigger file is not one of ours and is not read whole.
 MARKER_MAX_BYTES: Final = 16384
 # A century: longer retentions are refused rather than overflowing a date.
 MAX_RETENTION_SECONDS: Final = 100 * 366 * 86400.0
 RETENTION_ACCEPTED: Final = (
-    "a positive duration of numbers with units w, d, h, m or s, such as 30d, 12h or 1d12h"
+    "a positive duration of numbers with units w, d, h, m, s or ms, such as 30d, 12h or 1d12h"
 )
 
-_RETENTION: Final = re.compile(r"(?:\d+(?:\.\d+)?[wdhms])+")
-_RETENTION_PART: Final = re.compile(r"(\d+(?:\.\d+)?)([wdhms])")
-_UNIT_SECONDS: Final = {"w": 604800.0, "d": 86400.0, "h": 3600.0, "m": 60.0, "s": 1.0}
 _FORMAT_VERSION: Final = 2
 _MAX_TEXT: Final = 4096
 
 
 def parse_retention(value: str) -> float:
-    """Seconds from "30d", "12h", "1d12h"; a unit is required, since "30" could mean anything."""
-    if _RETENTION.fullmatch(value) is None:
-        raise ValueError(f"invalid retention {value!r}")
-    seconds = sum(
-        float(number) * _UNIT_SECONDS[unit] for number, unit in _RETENTION_PART.findall(value)
-    )
+    """Seconds from "30d", "12h", "1d12h" (values.parse_duration); a unit is required, since
+    "30" could mean anything."""
+    try:
+        seconds = parse_duration(value)
+    except ValueError:
+        raise ValueError(f"invalid retention {value!r}") from None
     if not 0 < seconds <= MAX_RETENTION_SECONDS:
         raise ValueError(f"invalid retention {value!r}")
     return seconds

@@ -171,6 +171,6 @@ def test_install_steps_give_a_working_command(tmp_path: Path) -> None:
     bare = run("run")
     assert bare.returncode == 1
     assert bare.stderr.strip().splitlines() == [
-        "nfs-provisioner: error: NFS_SERVER (or --nfs-server) is required: "
+        "nfs-provisioner run: error: NFS_SERVER (or --nfs-server) is required: "
         "NFS server name or IP written into every PV"
     ]

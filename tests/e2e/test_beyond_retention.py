@@ -148,7 +148,7 @@ def test_audit_lists_orphans_and_archives_and_prunes_only_expired_archives(
     before = sorted(str(p.relative_to(export)) for p in export.rglob("*"))
 
     listed = _audit(provisioner, "--output", "json")
-    assert listed.returncode == 0, listed.stderr
+    assert listed.returncode == 2, listed.stderr  # findings: an orphan, a lost directory
     report = json.loads(listed.stdout)
     assert report["directoriesWithoutVolume"] == [
         {"export": f"{provisioner.server}:{provisioner.nfs_path}", "directory": "ns-old-pvc-1"}
@@ -169,7 +169,7 @@ def test_audit_lists_orphans_and_archives_and_prunes_only_expired_archives(
     assert sorted(str(p.relative_to(export)) for p in export.rglob("*")) == before
 
     text = _audit(provisioner)
-    assert text.returncode == 0, text.stderr
+    assert text.returncode == 2, text.stderr
     for heading in (
         "Directories without a PersistentVolume (1)",
         f"PersistentVolumes of {provisioner.name} without a directory (1)",
@@ -179,7 +179,7 @@ def test_audit_lists_orphans_and_archives_and_prunes_only_expired_archives(
     assert "never (no marker)" in text.stdout
 
     pruned = _audit(provisioner, "--prune")
-    assert pruned.returncode == 0, pruned.stderr
+    assert pruned.returncode == 2, pruned.stderr
     assert "Pruned (1)" in pruned.stdout
     assert f"removed {provisioner.server}:{provisioner.nfs_path}/archived-expired" in pruned.stdout
     after = sorted(str(p.relative_to(export)) for p in export.rglob("*"))

@@ -122,6 +122,7 @@ def test_doctor_passes_on_a_healthy_setup(
         "storage-class",
         "default-class",
         "pending-claims",
+        "failing-claims",
         "provisioned-by",
     ]
     assert checks["mount"]["message"] == f"{export} is {SERVER}:{nfs_path} (nfs4)"

@@ -176,6 +176,6 @@ def test_help_documents_every_knob_and_its_default(tmp_path: Path) -> None:
         "NFS_MOUNT_PATH",
         "default: /persistentvolumes",
         "default: 0.0.0.0:8080",
-        "default: 900s",
+        "default: 15m",
     ):
         assert needle in result.stdout

@@ -15,6 +15,7 @@ from nfs_provisioner.commands.checks import (
     Status,
     check_default_classes,
     check_export_path,
+    check_failing_claims,
     check_free_inodes,
     check_free_space,
     check_mount,
@@ -307,3 +308,53 @@ def test_volumes_of_the_export_provisioned_under_another_name_warn() -> None:
     assert "PROVISIONER_NAME=old/name" in result.fix
     assert check_provisioned_by(volumes[:1], classes, NAME, None).status is Status.PASS
     assert check_provisioned_by([], classes, NAME, "/exports").status is Status.PASS
+
+
+def test_volumes_of_the_same_path_on_another_server_are_another_exports() -> None:
+    classes = _classes(_class("nfs"))
+    volumes = [
+        _volume("pv-ours", NAME, "/exports/a"),
+        {
+            "metadata": {
+                "name": "pv-other-server",
+                "annotations": {"pv.kubernetes.io/provisioned-by": "other/name"},
+            },
+            "spec": {"nfs": {"server": "elsewhere", "path": "/exports/b"}},
+        },
+    ]
+    assert check_provisioned_by(volumes, classes, NAME, "/exports", "s").status is Status.PASS
+    assert check_provisioned_by(volumes, classes, NAME, "/exports").status is Status.WARN
+
+
+def _pending(uid: str, storage_class: str) -> dict[str, Any]:
+    return {
+        "metadata": {"name": uid, "namespace": "ns", "uid": uid},
+        "spec": {"storageClassName": storage_class},
+        "status": {"phase": "Pending"},
+    }
+
+
+def _failure(uid: str, message: str, when: str, component: str = NAME) -> dict[str, Any]:
+    return {
+        "reason": "ProvisioningFailed",
+        "involvedObject": {"uid": uid},
+        "source": {"component": component},
+        "message": message,
+        "lastTimestamp": when,
+    }
+
+
+def test_claims_failing_to_provision_fail_the_check_with_the_latest_message() -> None:
+    classes = _classes(_class("nfs"))
+    claims = [_pending("a", "nfs"), _pending("b", "nfs")]
+    events = [
+        _failure("a", "old message", "2026-01-01T10:00:00Z"),
+        _failure("a", "onDelete: shred is not one of delete, retain", "2026-01-01T11:00:00Z"),
+        _failure("b", "not ours", "2026-01-01T11:00:00Z", component="someone/else"),
+    ]
+    result = check_failing_claims(claims, classes, events, NAME)
+    assert result.status is Status.FAIL
+    assert "1 Pending claim(s)" in result.message
+    assert "ns/a (class nfs): onDelete: shred" in result.message
+    assert "old message" not in result.message
+    assert check_failing_claims(claims, classes, [], NAME).status is Status.PASS

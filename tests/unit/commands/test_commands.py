@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import io
 import json
 import os
@@ -11,10 +12,11 @@ from typing import Any
 import pytest
 
 from nfs_provisioner.cli import build_parser
-from nfs_provisioner.commands import adopt, doctor
+from nfs_provisioner.commands import adopt, audit, doctor
 from nfs_provisioner.commands.checks import CheckResult, Status
 from nfs_provisioner.commands.claims import ClusterView
 from nfs_provisioner.config import ConfigError
+from nfs_provisioner.storage import ExpiredStorage
 
 
 class _Terminal(io.StringIO):
@@ -143,3 +145,11 @@ def test_text_and_json_output() -> None:
         "message": "cannot write",
         "fix": "mount it rw",
     }
+
+
+def test_audit_prune_never_counts_a_failed_removal_as_pruned() -> None:
+    now = datetime.datetime(2026, 1, 1, tzinfo=datetime.UTC)
+    failed = ExpiredStorage("nfs:/srv/archived-a", 7200.0, error="Read-only file system")
+    text = audit.render_text([], [], [], [failed], now, "example.com/nfs")
+    assert "Pruned (0), NOT pruned because of an error (1)" in text
+    assert "cannot remove nfs:/srv/archived-a: Read-only file system" in text
