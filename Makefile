@@ -63,7 +63,7 @@ $(BENCH_STAMP): $(STAMP)
 	$(PY) -m pip install --quiet -e '.[dev,bench]'
 	touch $(BENCH_STAMP)
 
-# Results land in benchmarks/results/<date>-<host>.json and .png; see benchmarks/README.md.
+# Results land in .bench-results/<date>-<host>.json and .png (untracked); see benchmarks/README.md.
 bench: $(BENCH_STAMP) binaries
 	$(PY) -m benchmarks
 

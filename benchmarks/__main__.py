@@ -28,7 +28,8 @@ from benchmarks.nfs import OursOnNfs
 from benchmarks.runner import RunResult, RunSpec, run_one
 from benchmarks.systems import Floor, GoOriginal, Ours, System, go_mount_root
 
-RESULTS_DIR = Path(__file__).resolve().parent / "results"
+# Untracked by git: a run's files are published by copying them into benchmarks/results/.
+RESULTS_DIR = Path(__file__).resolve().parent.parent / ".bench-results"
 SYSTEMS = ("ours", "ours-nfs", "go", "floor")
 
 
@@ -305,11 +306,18 @@ def main(argv: list[str] | None = None) -> int:
         )
     if go is not None:
         print(f"go: {go.kind} ({go.note})")
-    print(
-        "all PVs / latency / CPU / RSS / delete: controller-manager limits "
-        f"{args.cm_qps}/{args.cm_burst}; '~' = ratio to the nearest N the Go provisioner ran; "
-        f"ours logs at {args.log_level}"
-    )
+    shown = report.shown_columns(document["summary"])
+    notes = [
+        f"controller-manager limits {args.cm_qps}/{args.cm_burst}",
+        f"ours logs at {args.log_level}",
+    ]
+    if any(row["vs_go_approx"] for row in document["summary"] if row.get("vs_go") is not None):
+        notes.append("'~' = ratio to the nearest N the Go provisioner ran")
+    if "Bound s (cm 20qps)" in shown:
+        notes.append(
+            "'Bound s (cm 20qps)': the controller-manager at its own 20 QPS / 30 burst"
+        )
+    print("; ".join(notes))
     print(
         f"load average before {document['load_before'][0]:.2f}, after "
         f"{document['load_after'][0]:.2f}; {document['elapsed_s'] / 60:.1f} min"
