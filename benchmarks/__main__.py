@@ -314,9 +314,7 @@ def main(argv: list[str] | None = None) -> int:
     if any(row["vs_go_approx"] for row in document["summary"] if row.get("vs_go") is not None):
         notes.append("'~' = ratio to the nearest N the Go provisioner ran")
     if "Bound s (cm 20qps)" in shown:
-        notes.append(
-            "'Bound s (cm 20qps)': the controller-manager at its own 20 QPS / 30 burst"
-        )
+        notes.append("'Bound s (cm 20qps)': the controller-manager at its own 20 QPS / 30 burst")
     print("; ".join(notes))
     print(
         f"load average before {document['load_before'][0]:.2f}, after "
