@@ -5,10 +5,7 @@ from __future__ import annotations
 import errno
 import os
 import stat
-import subprocess
-import tempfile
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -20,19 +17,6 @@ from tests.unit.nfs.test_removal import (
     need_root,
     open_descriptors,
 )
-
-
-@pytest.fixture
-def memory_export(tmp_path: Path) -> Iterator[Path]:
-    """Scratch space in /dev/shm where there is one (deep trees are slow on disk), removed
-    without recursion (pytest's own cleanup recurses)."""
-    shm = Path("/dev/shm")
-    base = shm if shm.is_dir() and os.access(shm, os.W_OK) else tmp_path
-    path = Path(tempfile.mkdtemp(dir=base, prefix="nfs-provisioner-test-"))
-    try:
-        yield path
-    finally:
-        subprocess.run(["rm", "-rf", "--one-file-system", str(path)], check=True)
 
 
 def _copy(source: Path, target: Path, **options: object) -> CopyReport:

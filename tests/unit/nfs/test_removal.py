@@ -6,7 +6,6 @@ import contextlib
 import errno
 import os
 import subprocess
-import tempfile
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path, PurePosixPath
@@ -74,20 +73,6 @@ def mounted(arguments: list[str], target: Path) -> Iterator[None]:
         yield
     finally:
         subprocess.run(["umount", str(target)], check=True, capture_output=True)
-
-
-@pytest.fixture
-def memory_export(tmp_path: Path) -> Iterator[Path]:
-    """An export in /dev/shm where there is one: deep trees are slow to make and remove on disk."""
-    shm = Path("/dev/shm")
-    if not (shm.is_dir() and os.access(shm, os.W_OK)):
-        yield tmp_path
-        return
-    path = Path(tempfile.mkdtemp(dir=shm, prefix="nfs-provisioner-test-"))
-    try:
-        yield path
-    finally:
-        subprocess.run(["rm", "-rf", "--one-file-system", str(path)], check=True)
 
 
 @pytest.mark.parametrize("depth", [2_000, 100_000])

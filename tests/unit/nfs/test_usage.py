@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import os
 import subprocess
-import tempfile
 import threading
 import tracemalloc
-from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -130,20 +128,6 @@ def test_backend_measures_the_volume_of_a_pv(tmp_path: Path, volume: Path) -> No
     backend = NFSBackend(server="nfs", export_path="/srv", mount_path=tmp_path / "export")
     pv = {"metadata": {"name": "pv"}, "spec": {"nfs": {"server": "nfs", "path": "/srv/ns/claim"}}}
     assert backend.measure(pv, _no_limit).used_inodes == _du(volume)[1]
-
-
-@pytest.fixture
-def memory_export(tmp_path: Path) -> Iterator[Path]:
-    """An export in /dev/shm where there is one: 200 000 files are quicker made in memory."""
-    shm = Path("/dev/shm")
-    if not (shm.is_dir() and os.access(shm, os.W_OK)):
-        yield tmp_path
-        return
-    path = Path(tempfile.mkdtemp(dir=shm, prefix="nfs-provisioner-test-"))
-    try:
-        yield path
-    finally:
-        subprocess.run(["rm", "-rf", "--one-file-system", str(path)], check=True)
 
 
 def test_a_huge_directory_is_streamed_not_listed_whole(memory_export: Path) -> None:

@@ -1,0 +1,25 @@
+"""Fixtures shared by the NFS backend's unit tests."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+
+@pytest.fixture
+def memory_export(tmp_path: Path) -> Iterator[Path]:
+    """Scratch space in /dev/shm where there is one (deep trees are slow on disk), removed
+    without recursion: pytest's own cleanup recurses, and a tree thousands of levels deep left
+    under its temporary root would break a later session's cleanup."""
+    shm = Path("/dev/shm")
+    base = shm if shm.is_dir() and os.access(shm, os.W_OK) else tmp_path
+    path = Path(tempfile.mkdtemp(dir=base, prefix="nfs-provisioner-test-"))
+    try:
+        yield path
+    finally:
+        subprocess.run(["rm", "-rf", "--one-file-system", str(path)], check=True)
