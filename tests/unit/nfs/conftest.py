@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from nfs_provisioner.nfs import ExportRoot
+
 
 @pytest.fixture
 def memory_export(tmp_path: Path) -> Iterator[Path]:
@@ -23,3 +25,25 @@ def memory_export(tmp_path: Path) -> Iterator[Path]:
         yield path
     finally:
         subprocess.run(["rm", "-rf", "--one-file-system", str(path)], check=True)
+
+
+# An empty export and a directory beside it that nothing may touch; a test module may define
+# its own of either name.
+@pytest.fixture
+def export(tmp_path: Path) -> Path:
+    path = tmp_path / "export"
+    path.mkdir()
+    return path
+
+
+@pytest.fixture
+def outside(tmp_path: Path) -> Path:
+    path = tmp_path / "outside"
+    path.mkdir()
+    (path / "sentinel").write_text("keep me")
+    return path
+
+
+@pytest.fixture
+def root(export: Path) -> ExportRoot:
+    return ExportRoot(export)

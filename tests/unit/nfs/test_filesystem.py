@@ -15,26 +15,6 @@ STAMPED = r"\d{8}T\d{6}Z"
 
 
 @pytest.fixture
-def export(tmp_path: Path) -> Path:
-    path = tmp_path / "export"
-    path.mkdir()
-    return path
-
-
-@pytest.fixture
-def outside(tmp_path: Path) -> Path:
-    path = tmp_path / "outside"
-    path.mkdir()
-    (path / "sentinel").write_text("keep me")
-    return path
-
-
-@pytest.fixture
-def root(export: Path) -> ExportRoot:
-    return ExportRoot(export)
-
-
-@pytest.fixture
 def umask_022() -> Iterator[None]:
     previous = os.umask(0o022)
     try:

@@ -16,26 +16,6 @@ import pytest
 from nfs_provisioner.nfs import ExportRoot, StorageError, _mounts, removal
 
 
-@pytest.fixture
-def export(tmp_path: Path) -> Path:
-    path = tmp_path / "export"
-    path.mkdir()
-    return path
-
-
-@pytest.fixture
-def outside(tmp_path: Path) -> Path:
-    path = tmp_path / "outside"
-    path.mkdir()
-    (path / "sentinel").write_text("keep me")
-    return path
-
-
-@pytest.fixture
-def root(export: Path) -> ExportRoot:
-    return ExportRoot(export)
-
-
 def open_descriptors() -> int:
     return len(os.listdir("/proc/self/fd"))
 
