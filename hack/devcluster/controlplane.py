@@ -50,8 +50,12 @@ def free_port() -> int:
 
 
 def _die_with_parent() -> None:
+    # SIGKILL, not SIGTERM: on SIGTERM kube-apiserver starts a graceful shutdown that waits
+    # for etcd, which got the same signal and is gone, so it could outlive its parent.
+    # The signal follows the thread that started the child: start children from a thread
+    # that lives as long as they do (the main thread).
     libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 @dataclass

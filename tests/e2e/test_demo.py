@@ -230,16 +230,26 @@ def test_a_killed_demo_leaves_no_provisioner_running(tmp_path: Path) -> None:
             timeout=120,
             what="the provisioner to stop with its demo",
         )
+        # The control plane's processes die with it too (PR_SET_PDEATHSIG = SIGKILL).
+        wait_for(
+            lambda: not [pid for pid, cmdline in children.items() if _alive(pid, cmdline)],
+            timeout=60,
+            what="every process the demo started to stop with it",
+        )
     finally:
         demo.stop()
-        # What this test asserts is the provisioner; the control plane's processes should go
-        # too (PR_SET_PDEATHSIG) but one kube-apiserver was once seen outliving a killed demo,
-        # so none is left behind whatever happened.
+        # Whatever failed above, none of the demo's processes is left behind.
         for pid, cmdline in children.items():
-            with contextlib.suppress(OSError):
-                # The same process still (a pid may be reused), and not a zombie.
-                if (
-                    Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
-                    == cmdline
-                ):
+            if _alive(pid, cmdline):
+                with contextlib.suppress(OSError):
                     os.kill(pid, signal.SIGKILL)
+
+
+def _alive(pid: int, cmdline: str) -> bool:
+    """Whether ``pid`` is still the process it was (a pid may be reused) and not a zombie."""
+    try:
+        same = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode() == cmdline
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return same and state != "Z"
