@@ -22,8 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from devcluster.controlplane import free_port
-
-from benchmarks.goprovisioner import GoProvisioner
+from devcluster.goriginal import GoOriginal as GoBuild
 
 _PR_SET_PDEATHSIG = 1
 _CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
@@ -196,10 +195,11 @@ class Ours(System):
 class GoOriginal(System):
     name = "go"
 
-    def __init__(self, binary: GoProvisioner) -> None:
+    label = "Go original"
+
+    def __init__(self, build: GoBuild) -> None:
         super().__init__()
-        self.binary = binary
-        self.label = "Go original" if binary.kind == "original" else "Go stand-in (same library)"
+        self.build = build
 
     def start(self, target: Target) -> None:
         env = {
@@ -210,7 +210,7 @@ class GoOriginal(System):
             "NFS_PATH": target.nfs_path,
             "PROVISIONER_NAME": target.provisioner_name,
         }
-        self._spawn([str(self.binary.path)], env, target.workdir / "go.log")
+        self._spawn([str(self.build.binary)], env, target.workdir / "go.log")
         # Logged once the informers have synced and the workers run.
         self._wait_ready(
             lambda: "Started provisioner controller" in self.log_text(),
