@@ -29,6 +29,7 @@ class ClaimTimes:
     """Monotonic timestamps of one claim's life; None where it did not happen (yet)."""
 
     create_call: float
+    create_acked: float | None = None
     annotated: float | None = None
     pv_created: float | None = None
     bound: float | None = None
@@ -71,6 +72,11 @@ class Recorder:
     def register(self, name: str) -> None:
         with self._changed:
             self.claims[name] = ClaimTimes(create_call=time.monotonic())
+
+    def created(self, name: str) -> None:
+        now = time.monotonic()
+        with self._changed:
+            self.claims[name].create_acked = now
 
     def deleting(self, name: str) -> None:
         with self._changed:
@@ -186,6 +192,7 @@ def create_claims(
             }
         recorder.register(name)
         api.create(path, body)
+        recorder.created(name)
 
     run_parallel(threads, create, names)
 
