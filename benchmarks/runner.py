@@ -185,6 +185,8 @@ def _summarise(result: RunResult, recorder: Recorder, origin: float) -> None:
         "claim_to_annotated": percentiles(lat("annotated")),
         "annotated_to_pv": percentiles(lat("pv_created", "annotated")),
         "delete_to_pv_gone": percentiles(lat("pv_deleted", "delete_call")),
+        "delete_to_released": percentiles(lat("pv_released", "delete_call")),
+        "released_to_pv_gone": percentiles(lat("pv_deleted", "pv_released")),
     }
 
     def rel(value: float | None) -> float | None:
