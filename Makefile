@@ -64,8 +64,11 @@ $(BENCH_STAMP): $(STAMP)
 	touch $(BENCH_STAMP)
 
 # Results land in .bench-results/<date>-<host>.json and .png (untracked); see benchmarks/README.md.
+# The Go original is built from GO_PROVISIONER_SRC (default ../shared/go-original);
+# BENCH_ARGS passes options, e.g. make bench BENCH_ARGS=--no-go.
+BENCH_ARGS ?=
 bench: $(BENCH_STAMP) binaries
-	$(PY) -m benchmarks
+	$(PY) -m benchmarks $(BENCH_ARGS)
 
 bench-quick: $(BENCH_STAMP) binaries
 	$(PY) -m benchmarks --quick

@@ -20,10 +20,13 @@ from pathlib import Path
 from typing import Any
 
 from devcluster import ensure_binaries
+from devcluster.binaries import BuildError
+from devcluster.goriginal import SETTING as GO_SOURCE_SETTING
+from devcluster.goriginal import GoOriginal as GoBuild
+from devcluster.goriginal import ensure_go_original
 from devcluster.versions import read_versions
 
 from benchmarks import report
-from benchmarks.goprovisioner import GoProvisioner, ensure_go_provisioner
 from benchmarks.nfs import OursOnNfs
 from benchmarks.runner import RunResult, RunSpec, run_one
 from benchmarks.systems import Floor, GoOriginal, Ours, System, go_mount_root
@@ -71,7 +74,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--floor-sizes", default="100,1000,5000x1", help="N for the floor")
     parser.add_argument("--go-sizes", default="100,500x1", help="N for the Go provisioner")
     parser.add_argument("--systems", default=",".join(SYSTEMS), help="ours,ours-nfs,go,floor")
-    parser.add_argument("--no-go", action="store_true", help="leave out the Go provisioner")
+    parser.add_argument(
+        "--no-go",
+        action="store_true",
+        help=f"leave out the Go original (built from {GO_SOURCE_SETTING}, default "
+        "../shared/go-original)",
+    )
     parser.add_argument(
         "--default-cm-sizes",
         default="100",
@@ -95,12 +103,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--memory-burst", type=int, default=1000)
     parser.add_argument("--threads", type=int, default=32, help="harness and floor threads")
     parser.add_argument("--log-level", default="warning", help="log level of ours")
-    parser.add_argument(
-        "--allow-go-standin",
-        action=argparse.BooleanOptionalAction,
-        default=True,
-        help="use the stand-in when the Go original cannot be fetched",
-    )
     parser.add_argument("--out", type=Path, default=RESULTS_DIR)
     parser.add_argument("--plan", action="store_true", help="print the runs and exit")
     args = parser.parse_args(argv)
@@ -186,7 +188,7 @@ def build_plan(args: argparse.Namespace) -> list[RunSpec]:
     return plan
 
 
-def make_system(name: str, args: argparse.Namespace, go: GoProvisioner | None) -> System:
+def make_system(name: str, args: argparse.Namespace, go: GoBuild | None) -> System:
     if name == "ours":
         return Ours(log_level=args.log_level)
     if name == "ours-nfs":
@@ -233,11 +235,24 @@ def main(argv: list[str] | None = None) -> int:
     png_path = args.out / f"{stem}.png"
     log_dir = args.out / f"{stem}-logs"
 
-    binaries = ensure_binaries()
     go = None
+    try:
+        binaries = ensure_binaries()
+    except BuildError as error:
+        print(f"[bench] error: {error}", file=sys.stderr)
+        return 2
     if any(spec.system == "go" for spec in plan):
-        go = ensure_go_provisioner(allow_standin=args.allow_go_standin)
-        print(f"[bench] Go provisioner: {go.kind} {go.version}", flush=True)
+        try:
+            go = ensure_go_original()
+        except BuildError as error:
+            print(
+                f"[bench] error: {error}\n[bench] or leave the Go original out: "
+                "make bench BENCH_ARGS=--no-go (python -m benchmarks --no-go)",
+                file=sys.stderr,
+            )
+            return 2
+    if go is not None:
+        print(f"[bench] Go original: {go.source.commit} from {go.source.path}", flush=True)
     versions = read_versions()
     document: dict[str, Any] = {
         "schema": 1,
@@ -305,7 +320,7 @@ def main(argv: list[str] | None = None) -> int:
             else f"memory run failed: {memory[0]['error']}"
         )
     if go is not None:
-        print(f"go: {go.kind} ({go.note})")
+        print(f"go: the original at {go.source.commit} ({go.source.path})")
     shown = report.shown_columns(document["summary"])
     notes = [
         f"controller-manager limits {args.cm_qps}/{args.cm_burst}",

@@ -54,6 +54,9 @@ class Floor:
         self.lock = threading.Lock()
         self.seen_claims: set[str] = set()
         self.seen_volumes: set[str] = set()
+        # Per claim key: when its event was handled, its PV create started, and was acked.
+        self.seen_at: dict[str, float] = {}
+        self.started_at: dict[str, float] = {}
         self.pv_acks: dict[str, float] = {}
         self.delete_acks: dict[str, float] = {}
         self.errors = 0
@@ -74,16 +77,21 @@ class Floor:
         if assigned != self.name or (claim.get("spec") or {}).get("volumeName"):
             return
         uid = metadata["uid"]
+        now = time.monotonic()
         with self.lock:
             if uid in self.seen_claims:
                 return
             self.seen_claims.add(uid)
+            self.seen_at[f"{metadata.get('namespace')}/{metadata.get('name')}"] = now
         self.pool.submit(self._guard, self.provision, claim)
 
     def provision(self, claim: JsonObject) -> None:
         metadata = claim["metadata"]
         spec = claim.get("spec") or {}
         namespace, claim_name = metadata["namespace"], metadata["name"]
+        started = time.monotonic()
+        with self.lock:
+            self.started_at[f"{namespace}/{claim_name}"] = started
         pv_name = f"pvc-{metadata['uid']}"
         class_name = spec.get("storageClassName") or ""
         volume = {
@@ -219,6 +227,8 @@ class Floor:
     def report(self) -> dict[str, Any]:
         with self.lock:
             return {
+                "seen": dict(self.seen_at),
+                "started": dict(self.started_at),
                 "pv_acks": dict(self.pv_acks),
                 "delete_acks": dict(self.delete_acks),
                 "errors": self.errors,

@@ -12,6 +12,16 @@ SYSTEM_ORDER = {"ours": 0, "ours-nfs": 1, "go": 2, "floor": 3}
 # One colour per system in both panels; line style tells the sizes apart.
 COLORS = {"ours": "tab:blue", "ours-nfs": "tab:purple", "go": "tab:orange", "floor": "tab:green"}
 LINE_STYLES = (":", "-.", "--", "-")
+# The stages of a claim in the breakdown (runner.STAGE_SPANS), in order, with their column
+# names. The floor makes no directory: its PV save is "dequeued -> saved".
+STAGE_COLUMNS = (
+    ("create_to_seen", "seen"),
+    ("seen_to_dequeued", "queued"),
+    ("dequeued_to_made", "dir made"),
+    ("made_to_saved", "PV saved"),
+    ("saved_to_pv_seen", "PV back"),
+)
+STAGE_COLORS = ("tab:gray", "tab:red", "tab:olive", "tab:cyan", "tab:pink")
 
 
 def _color(system: str) -> str:
@@ -71,7 +81,29 @@ def _row(system: str, n: int, members: list[Row]) -> Row:
         "peak_rss_bytes": med("peak_rss_bytes"),
         "floor_all_acked_s": med("floor_all_acked_s"),
         "problem_count": sum(r["problem_count"] for r in members),
+        "stages_s": _stage_medians(raised),
     }
+
+
+def _stage_medians(runs: list[Row]) -> dict[str, dict[str, float]]:
+    """Per stage, the median over rounds of each run's p50 and p99."""
+    medians: dict[str, dict[str, float]] = {}
+    for span in {name for run in runs for name in run.get("stages_s") or {}}:
+        for stat in ("p50", "p99"):
+            value = _median((run.get("stages_s") or {}).get(span, {}).get(stat) for run in runs)
+            if value is not None:
+                medians.setdefault(span, {})[stat] = value
+    return medians
+
+
+def stage(row: Row, span: str, stat: str) -> float | None:
+    """One stage's figure of a summary row; the PV save of a system that makes no directory
+    (the floor) is its dequeued -> saved."""
+    stages = row.get("stages_s") or {}
+    if span == "made_to_saved" and span not in stages:
+        span = "dequeued_to_saved"
+    value: float | None = stages.get(span, {}).get(stat)
+    return value
 
 
 def _add_ratios(rows: list[Row]) -> None:
@@ -126,6 +158,16 @@ COLUMNS: list[tuple[str, Callable[[Row], str]]] = [
     ),
     ("vs Go", lambda r: _ratio(r, "vs_go")),
     ("vs floor", lambda r: _ratio(r, "vs_floor")),
+    *(
+        (
+            f"{title} p50/p99",
+            lambda r, span=span: (
+                f"{format_number(stage(r, span, 'p50'), 2)}/"
+                f"{format_number(stage(r, span, 'p99'), 2)}"
+            ),
+        )
+        for span, title in STAGE_COLUMNS
+    ),
 ]
 
 
@@ -143,14 +185,20 @@ _SPEED = (
     "annot->PV p50 s",
 )
 _COST = ("system", "N", "delete all s", "CPU s", "peak RSS MiB", "vs Go", "vs floor")
+# Where a claim's time goes, for the systems that record their stages.
+_STAGES = ("system", "N", *(f"{title} p50/p99" for _, title in STAGE_COLUMNS))
 
 
 def table(rows: list[Row]) -> str:
-    """The summary as two aligned tables; a column no row has a value for is left out."""
+    """The summary as aligned tables (speed, cost, stages); a column no row has a value for
+    is left out, and the stage table lists only the rows that have stages."""
     formatters = dict(COLUMNS)
     parts = []
-    for names in (_SPEED, _COST):
-        cells = [[formatters[name](row) for name in names] for row in rows]
+    staged = [row for row in rows if row.get("stages_s")]
+    for names, members in ((_SPEED, rows), (_COST, rows), (_STAGES, staged)):
+        if not members:
+            continue
+        cells = [[formatters[name](row) for name in names] for row in members]
         kept = [
             index
             for index, name in enumerate(names)
@@ -193,7 +241,9 @@ def plot(runs: list[Row], rows: list[Row], path: Path) -> str | None:
     except ImportError:
         return "matplotlib is not installed (pip install '.[bench]'); no plot"
 
-    figure, (cdf, bars) = plt.subplots(1, 2, figsize=(14, 5.5))
+    figure, (cdf, bars, stages) = plt.subplots(
+        1, 3, figsize=(21, 5.5), gridspec_kw={"width_ratios": [1, 1, 1.1]}
+    )
     curves: dict[tuple[str, int], list[float]] = {}
     for run in runs:
         if run["cm_limits"] != "raised" or run.get("seed_pairs"):
@@ -253,7 +303,32 @@ def plot(runs: list[Row], rows: list[Row], path: Path) -> str | None:
     bars.grid(True, axis="y", which="both", alpha=0.3)
     # Beside the axes, never over a bar.
     bars.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8)
+    _plot_stages(stages, rows)
     figure.tight_layout()
     figure.savefig(path, dpi=110, bbox_inches="tight")
     plt.close(figure)
     return None
+
+
+def _plot_stages(axes: Any, rows: list[Row]) -> None:
+    """Per system and N, two stacked bars: the stages' p50s, and their p99s."""
+    staged = [row for row in rows if row.get("stages_s")]
+    labels: list[str] = []
+    for row in staged:
+        labels += [f"{row['system']} N={row['n']} p50", f"{row['system']} N={row['n']} p99"]
+    for index, ((span, title), color) in enumerate(zip(STAGE_COLUMNS, STAGE_COLORS, strict=True)):
+        values = [stage(row, span, stat) or 0.0 for row in staged for stat in ("p50", "p99")]
+        lefts = [
+            sum(stage(row, other, stat) or 0.0 for other, _ in STAGE_COLUMNS[:index])
+            for row in staged
+            for stat in ("p50", "p99")
+        ]
+        axes.barh(labels, values, left=lefts, color=color, label=title)
+    axes.invert_yaxis()
+    axes.set_xlabel("seconds (stacked per-stage percentiles)")
+    axes.set_title("Where a claim's time goes: create -> seen -> queued -> dir -> PV saved -> back")
+    axes.grid(True, axis="x", alpha=0.3)
+    axes.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    axes.tick_params(axis="y", labelsize=7)
+    if not staged:
+        axes.text(0.5, 0.5, "no stage times recorded", ha="center", transform=axes.transAxes)

@@ -35,6 +35,19 @@ NFS_SERVER = "nfs.bench.test"
 NFS_PATH = "/exports/bench"
 # No progress for this long ends a phase: the run is recorded as incomplete.
 STALL_TIMEOUT = 60.0
+# Where a claim's time goes: (name, from, to), over the harness's timestamps ("create_call",
+# "create_acked", "pv_created") and the system's own stage times ("seen", "dequeued", "made",
+# "saved"; see System.stage_times). Every one is time.monotonic() of one machine.
+STAGE_SPANS = (
+    ("create_to_acked", "create_call", "create_acked"),
+    ("create_to_seen", "create_call", "seen"),
+    ("seen_to_dequeued", "seen", "dequeued"),
+    ("dequeued_to_made", "dequeued", "made"),
+    ("made_to_saved", "made", "saved"),
+    ("dequeued_to_saved", "dequeued", "saved"),
+    ("saved_to_pv_seen", "saved", "pv_created"),
+)
+SYSTEM_STAGES = ("seen", "dequeued", "made", "saved")
 
 
 @dataclass(frozen=True)
@@ -81,6 +94,8 @@ class RunResult:
     problem_count: int = 0
     phases: dict[str, float] = field(default_factory=dict)
     claims: list[list[float | None]] = field(default_factory=list)
+    stages: dict[str, dict[str, float]] = field(default_factory=dict)
+    claim_stages: list[list[float | None]] = field(default_factory=list)
 
     @property
     def throughput(self) -> float | None:
@@ -117,6 +132,8 @@ class RunResult:
             "phases_s": self.phases,
             "problems": self.problems,
             "claims": self.claims,
+            "stages_s": self.stages,
+            "claim_stages": self.claim_stages,
         }
 
 
@@ -168,6 +185,8 @@ def _summarise(result: RunResult, recorder: Recorder, origin: float) -> None:
         "claim_to_annotated": percentiles(lat("annotated")),
         "annotated_to_pv": percentiles(lat("pv_created", "annotated")),
         "delete_to_pv_gone": percentiles(lat("pv_deleted", "delete_call")),
+        "delete_to_released": percentiles(lat("pv_released", "delete_call")),
+        "released_to_pv_gone": percentiles(lat("pv_deleted", "pv_released")),
     }
 
     def rel(value: float | None) -> float | None:
@@ -184,6 +203,39 @@ def _summarise(result: RunResult, recorder: Recorder, origin: float) -> None:
         ]
         for t in times
     ]
+
+
+def _add_stages(
+    result: RunResult,
+    recorder: Recorder,
+    stage_times: dict[str, list[float | None]],
+    origin: float,
+) -> None:
+    """Per-stage percentiles, and per claim [create acked, seen, dequeued, made, saved] in
+    seconds since the first create call (in the order of ``claims``)."""
+    if not stage_times:
+        return
+    spans: dict[str, list[float]] = {name: [] for name, _, _ in STAGE_SPANS}
+    rows = []
+    for name, times in recorder.claims.items():
+        own = stage_times.get(f"{recorder.namespace}/{name}") or [None] * len(SYSTEM_STAGES)
+        moments: dict[str, float | None] = {
+            "create_call": times.create_call,
+            "create_acked": times.create_acked,
+            "pv_created": times.pv_created,
+            **dict(zip(SYSTEM_STAGES, own, strict=True)),
+        }
+        for span, start, end in STAGE_SPANS:
+            begin, finish = moments[start], moments[end]
+            if begin is not None and finish is not None:
+                spans[span].append(finish - begin)
+        rows.append([_since(moments[key], origin) for key in ("create_acked", *SYSTEM_STAGES)])
+    result.stages = {name: percentiles(values) for name, values in spans.items() if values}
+    result.claim_stages = rows
+
+
+def _since(value: float | None, origin: float) -> float | None:
+    return None if value is None else round(value - origin, 4)
 
 
 def _admin(kubeconfig: Path, threads: int) -> ApiClient:
@@ -318,6 +370,8 @@ def run_one(
                 _keep_log(system, log_dir, spec)
             system.cleanup(target)
         phase("cleaned_up")
+        if result.claims:
+            _add_stages(result, recorder, system.stage_times(), origin)
         if isinstance(system, Floor):
             acks = system.report().get("pv_acks", {})
             if len(acks) >= spec.n and result.claims:

@@ -22,8 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from devcluster.controlplane import free_port
-
-from benchmarks.goprovisioner import GoProvisioner
+from devcluster.goriginal import GoOriginal as GoBuild
 
 _PR_SET_PDEATHSIG = 1
 _CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
@@ -143,6 +142,12 @@ class System:
     def cleanup(self, target: Target) -> None:
         """Remove what a run left on disk; the export of ours is a per-run temp dir."""
 
+    def stage_times(self) -> dict[str, list[float | None]]:
+        """After stop: per claim ("namespace/name"), time.monotonic() when the system saw it,
+        a worker took it up, its directory was made and its PV create was acknowledged
+        (None where a system has no such stage); empty for a system that does not say."""
+        return {}
+
 
 def _is_problem(line: str) -> bool:
     """A JSON log record at warning level or above, or any line that is not JSON at all
@@ -164,9 +169,11 @@ class Ours(System):
         super().__init__()
         self.log_level = log_level
         self.metrics_port = 0
+        self.stage_path: Path | None = None
 
     def start(self, target: Target) -> None:
         self.metrics_port = free_port()
+        self.stage_path = target.workdir / f"{self.name}-stages.json"
         env = {
             **os.environ,
             "NFS_SERVER": target.nfs_server,
@@ -178,11 +185,19 @@ class Ours(System):
             "NFS_PROVISIONER_METRICS_ADDRESS": f"127.0.0.1:{self.metrics_port}",
             "NFS_PROVISIONER_LOG_LEVEL": self.log_level,
             "NFS_PROVISIONER_LOG_FORMAT": "json",
+            # Written when it stops (System.stop): see stage_times.
+            "NFS_PROVISIONER_STAGE_LOG": str(self.stage_path),
         }
         self._spawn(
             [sys.executable, "-m", "nfs_provisioner", "run"], env, target.workdir / "ours.log"
         )
         self._wait_ready(self._ready, "GET /readyz != 200")
+
+    def stage_times(self) -> dict[str, list[float | None]]:
+        if self.stage_path is None or not self.stage_path.exists():
+            return {}
+        claims: dict[str, list[float | None]] = json.loads(self.stage_path.read_text())["claims"]
+        return claims
 
     def _ready(self) -> bool:
         try:
@@ -196,10 +211,11 @@ class Ours(System):
 class GoOriginal(System):
     name = "go"
 
-    def __init__(self, binary: GoProvisioner) -> None:
+    label = "Go original"
+
+    def __init__(self, build: GoBuild) -> None:
         super().__init__()
-        self.binary = binary
-        self.label = "Go original" if binary.kind == "original" else "Go stand-in (same library)"
+        self.build = build
 
     def start(self, target: Target) -> None:
         env = {
@@ -210,7 +226,7 @@ class GoOriginal(System):
             "NFS_PATH": target.nfs_path,
             "PROVISIONER_NAME": target.provisioner_name,
         }
-        self._spawn([str(self.binary.path)], env, target.workdir / "go.log")
+        self._spawn([str(self.build.binary)], env, target.workdir / "go.log")
         # Logged once the informers have synced and the workers run.
         self._wait_ready(
             lambda: "Started provisioner controller" in self.log_text(),
@@ -265,6 +281,12 @@ class Floor(System):
             return {}
         data: dict[str, dict[str, float]] = json.loads(self.report_path.read_text())
         return data
+
+    def stage_times(self) -> dict[str, list[float | None]]:
+        # The floor has no directory to make: its PV create starts when its thread does.
+        report = self.report()
+        seen, started, acked = (report.get(k, {}) for k in ("seen", "started", "pv_acks"))
+        return {key: [when, started.get(key), None, acked.get(key)] for key, when in seen.items()}
 
     def problems(self) -> list[str]:
         return [line for line in self.log_text().splitlines() if line.startswith("error")]

@@ -29,10 +29,12 @@ class ClaimTimes:
     """Monotonic timestamps of one claim's life; None where it did not happen (yet)."""
 
     create_call: float
+    create_acked: float | None = None
     annotated: float | None = None
     pv_created: float | None = None
     bound: float | None = None
     delete_call: float | None = None
+    pv_released: float | None = None
     pv_deleted: float | None = None
 
 
@@ -48,7 +50,13 @@ class Recorder:
         self.namespace = namespace
         self.storage_class = storage_class
         self.claims: dict[str, ClaimTimes] = {}
-        self.counts = {"annotated": 0, "pv_created": 0, "bound": 0, "pv_deleted": 0}
+        self.counts = {
+            "annotated": 0,
+            "pv_created": 0,
+            "bound": 0,
+            "pv_released": 0,
+            "pv_deleted": 0,
+        }
         self._changed = threading.Condition()
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
@@ -71,6 +79,11 @@ class Recorder:
     def register(self, name: str) -> None:
         with self._changed:
             self.claims[name] = ClaimTimes(create_call=time.monotonic())
+
+    def created(self, name: str) -> None:
+        now = time.monotonic()
+        with self._changed:
+            self.claims[name].create_acked = now
 
     def deleting(self, name: str) -> None:
         with self._changed:
@@ -106,6 +119,10 @@ class Recorder:
             if times is None:
                 return
             self._mark(times, "pv_deleted" if kind == "DELETED" else "pv_created", now)
+            # The binder marks the PV Released once its claim is gone: from then on, deleting
+            # it is the provisioner's work.
+            if kind != "DELETED" and (volume.get("status") or {}).get("phase") == "Released":
+                self._mark(times, "pv_released", now)
 
     def _watch(
         self, path: str, handle: Callable[[str, JsonObject, float], None], version: str
@@ -186,6 +203,7 @@ def create_claims(
             }
         recorder.register(name)
         api.create(path, body)
+        recorder.created(name)
 
     run_parallel(threads, create, names)
 

@@ -142,6 +142,8 @@ class ServingSettings:
     metrics_address: str = "0.0.0.0:8080"
     log_format: str = "auto"
     log_level: str = "info"
+    # Where to write each claim's stage times at exit (benchmarks); None: not recorded.
+    stage_log: str | None = None
 
 
 @dataclass(frozen=True)
@@ -448,6 +450,16 @@ KNOBS: tuple[Knob, ...] = (
         _log_level,
         "debug, info, warning or error",
         "LEVEL",
+    ),
+    Knob(
+        "stage_log",
+        "serving.stage_log",
+        "--stage-log",
+        "NFS_PROVISIONER_STAGE_LOG",
+        _absolute_path,
+        "record when each claim was seen, dequeued, its directory made and its PV saved "
+        "(CLOCK_MONOTONIC seconds) and write them to this JSON file at exit; for benchmarks",
+        "FILE",
     ),
 )
 _BY_NAME: dict[str, Knob] = {knob.name: knob for knob in KNOBS}

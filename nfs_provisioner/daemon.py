@@ -15,6 +15,7 @@ from nfs_provisioner.config import ConfigError, ExportSettings, Settings, build_
 from nfs_provisioner.controller import metrics
 from nfs_provisioner.controller.controller import ProvisionController
 from nfs_provisioner.controller.leaderelection import LeaderElector
+from nfs_provisioner.controller.stages import StageLog
 from nfs_provisioner.health import Check, HealthServer
 from nfs_provisioner.kube import ApiClient, ConfigurationError, EventRecorder, connect
 from nfs_provisioner.kube.preflight import check_access
@@ -59,7 +60,10 @@ def run(settings: Settings) -> int:
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
     events = EventRecorder(api, component=settings.provisioner_name, host=settings.identity)
-    controller = ProvisionController(api, backend, settings.controller, events=events, stop=stop)
+    stages = StageLog() if settings.serving.stage_log else None
+    controller = ProvisionController(
+        api, backend, settings.controller, events=events, stop=stop, stages=stages
+    )
     # Until the start-up checks pass, readiness says what they found.
     waiting_for = ["checking access to the API server"]
 
@@ -170,3 +174,5 @@ def _serve(
     log.info("shutting down")
     controller.shutdown()
     controller.events.flush(timeout=5.0)
+    if controller.stages is not None and settings.serving.stage_log:
+        controller.stages.write(Path(settings.serving.stage_log))

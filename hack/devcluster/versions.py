@@ -16,7 +16,6 @@ class Versions:
     kubernetes: str
     etcd: str
     helm: str
-    go_provisioner_commit: str
 
     @property
     def kubernetes_staging(self) -> str:
@@ -36,7 +35,6 @@ def read_versions(path: Path = VERSIONS_FILE) -> Versions:
         kubernetes=values["KUBERNETES_VERSION"],
         etcd=values["ETCD_VERSION"],
         helm=values["HELM_VERSION"],
-        go_provisioner_commit=values["GO_PROVISIONER_COMMIT"],
     )
 
 

@@ -26,6 +26,7 @@ from nfs_provisioner.controller.provisioning import ClaimReconciler
 from nfs_provisioner.controller.resizing import needs_resize
 from nfs_provisioner.controller.seam import KubeCluster
 from nfs_provisioner.controller.settings import ControllerSettings, RetryLaterError
+from nfs_provisioner.controller.stages import StageLog
 from nfs_provisioner.controller.usage_reports import UsageReporter
 from nfs_provisioner.controller.watchdog import OperationWatch
 from nfs_provisioner.controller.workqueue import ItemBackoff, WorkQueue
@@ -69,8 +70,11 @@ class ProvisionController:
         *,
         events: EventRecorder,
         stop: threading.Event,
+        stages: StageLog | None = None,
     ) -> None:
         self.api = api
+        # Per-claim stage times (--stage-log); None, and free, unless asked for.
+        self.stages = stages
         self.backend = backend
         self.settings = settings
         self.events = events
@@ -130,7 +134,7 @@ class ProvisionController:
         )
         self.copies = CopyPool(settings.clone_workers, self.claim_queue.add)
         self.claim_reconciler = ClaimReconciler(
-            cluster, backend, settings, stop=stop, copies=self.copies
+            cluster, backend, settings, stop=stop, copies=self.copies, stages=stages
         )
         self.volume_reconciler = VolumeReconciler(cluster, backend, settings)
         self.resize_reconciler = ResizeReconciler(cluster, backend, settings)
@@ -210,7 +214,10 @@ class ProvisionController:
 
     def _claim_changed(self, claim: JsonObject) -> None:
         if is_claim_for(claim, self.settings.provisioner_name):
-            self.claim_queue.add(claim_key(claim))
+            key = claim_key(claim)
+            if self.stages is not None:
+                self.stages.seen(key)
+            self.claim_queue.add(key)
         elif needs_resize(claim):
             self.resize_queue.add(claim_key(claim))
 
@@ -306,6 +313,8 @@ class ProvisionController:
     # -- reconcilers ----------------------------------------------------------------------
 
     def sync_claim(self, key: str) -> None:
+        if self.stages is not None:
+            self.stages.dequeued(key)
         self.claim_reconciler.sync(key)
 
     def sync_volume(self, name: str) -> None:

@@ -21,6 +21,7 @@ from nfs_provisioner.controller.cloning import (
 from nfs_provisioner.controller.predicates import complete_volume
 from nfs_provisioner.controller.seam import Cluster
 from nfs_provisioner.controller.settings import ControllerSettings, RetryLaterError
+from nfs_provisioner.controller.stages import StageLog
 from nfs_provisioner.kube import NORMAL, WARNING, ApiError, JsonObject
 from nfs_provisioner.objects import (
     ANN_SELECTED_NODE,
@@ -53,8 +54,10 @@ class ClaimReconciler:
         *,
         stop: threading.Event,
         copies: CopyPool | None = None,
+        stages: StageLog | None = None,
     ) -> None:
         self.cluster = cluster
+        self.stages = stages
         self.backend = backend
         self.settings = settings
         self.stop = stop
@@ -131,8 +134,12 @@ class ClaimReconciler:
                 f'failed to provision volume with StorageClass "{class_name}": {error}',
             )
             raise
+        if self.stages is not None:
+            self.stages.made(key)
         volume = complete_volume(body, claim, class_name=class_name, provisioner_name=name)
         self._save_volume(volume, claim, class_name, logger)
+        if self.stages is not None:
+            self.stages.saved(key)
         metrics.PROVISION_TOTAL.labels(class_name).inc()
         metrics.PROVISION_DURATION.labels(class_name).observe(time.monotonic() - started)
         logger.info("volume provisioned", path=(volume["spec"].get("nfs") or {}).get("path"))

@@ -1,7 +1,7 @@
 """In place: an upstream chart's release, served by the Go original, `helm upgrade`d to ours.
 
 Each test installs one upstream chart (tests/fixtures/upstream-charts) with helm into the real
-API server, runs the Go original (built from ../shared/go-original, see tests/e2e/goriginal.py)
+API server, runs the Go original (built from ../shared/go-original by hack/devcluster/goriginal.py)
 with that release's Deployment environment and ServiceAccount, provisions claims, then upgrades
 the same release to charts/nfs-provisioner and runs ours with the upgraded Deployment's
 environment and ServiceAccount, as the pods would. No kubelet runs here: the cut-over the
@@ -23,12 +23,13 @@ from typing import Any
 
 import pytest
 from devcluster import ControlPlane
+from devcluster.goriginal import ensure_go_original
 
 from nfs_provisioner.kube import ApiError
 from tests.chart.cluster import container_env, like_the_pod, service_account_kubeconfig
 from tests.chart.helm import CHART, helm
 from tests.chart.upstream import STABLE, SUBDIR, UPSTREAM_CHARTS
-from tests.e2e.goriginal import ensure_go_original, persistentvolumes_link
+from tests.e2e.goriginal import persistentvolumes_link
 from tests.e2e.harness import Cluster, running, unique, wait_for
 
 SERVER = "nfs.example.test"
@@ -47,7 +48,7 @@ class GoOriginal:
     def start(self) -> GoOriginal:
         with self.log.open("ab") as log:
             self.process = subprocess.Popen(
-                [str(ensure_go_original())],
+                [str(ensure_go_original().binary)],
                 env={**os.environ, **self.env},
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -139,7 +140,7 @@ def _endpoints_lock(cluster: Cluster, namespace: str, name: str) -> dict[str, An
 
 @pytest.fixture(scope="module")
 def go_binary() -> Path:
-    return ensure_go_original()
+    return ensure_go_original().binary
 
 
 @pytest.mark.parametrize("how", ["reuse-values", "reset-then-reuse-values", "values-file"])

@@ -51,7 +51,7 @@ def test_flags_win_over_environment() -> None:
 def test_defaults() -> None:
     settings = _settings([], REQUIRED_ENV)
     assert settings.election.enabled is True
-    assert settings.controller.workers == 16
+    assert settings.controller.workers == 64
     assert settings.controller.resync_period == 900
     assert (settings.controller.retry_base_delay, settings.controller.retry_max_delay) == (15, 1000)
     assert (
