@@ -160,10 +160,11 @@ class Ours(System):
     name = "ours"
     label = "ours (nfs_provisioner)"
 
-    def __init__(self, log_level: str = "warning") -> None:
+    def __init__(self, log_level: str = "warning", extra_env: dict[str, str] | None = None) -> None:
         super().__init__()
         self.log_level = log_level
         self.metrics_port = 0
+        self.extra_env = extra_env or {}
 
     def start(self, target: Target) -> None:
         self.metrics_port = free_port()
@@ -178,6 +179,7 @@ class Ours(System):
             "NFS_PROVISIONER_METRICS_ADDRESS": f"127.0.0.1:{self.metrics_port}",
             "NFS_PROVISIONER_LOG_LEVEL": self.log_level,
             "NFS_PROVISIONER_LOG_FORMAT": "json",
+            **self.extra_env,
         }
         self._spawn(
             [sys.executable, "-m", "nfs_provisioner", "run"], env, target.workdir / "ours.log"

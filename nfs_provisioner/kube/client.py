@@ -149,16 +149,29 @@ class ApiClient:
         return items, resource_version
 
     def watch(
-        self, path: str, *, resource_version: str, timeout_seconds: int
+        self,
+        path: str,
+        *,
+        resource_version: str,
+        timeout_seconds: int,
+        send_initial_events: bool = False,
     ) -> Iterator[JsonDict]:
-        """Stream watch events (dicts with ``type`` and ``object``) until the server ends it."""
+        """Stream watch events (dicts with ``type`` and ``object``) until the server ends it.
+
+        With ``send_initial_events`` (a streaming list), the stream starts with an ``ADDED``
+        for every object as of now (``resource_version`` empty) or at least as new as
+        ``resource_version``, then a bookmark annotated ``k8s.io/initial-events-end``.
+        """
         self.limiter.acquire()
-        params = {
+        params: dict[str, Any] = {
             "watch": "true",
-            "resourceVersion": resource_version,
+            "resourceVersion": resource_version or None,
             "allowWatchBookmarks": "true",
             "timeoutSeconds": timeout_seconds,
         }
+        if send_initial_events:
+            params["sendInitialEvents"] = "true"
+            params["resourceVersionMatch"] = "NotOlderThan"
         try:
             response = self._pool.request(
                 "GET",
