@@ -1,0 +1,353 @@
+"""``python -m benchmarks.scale``: ours in a big cluster, and ours restarted over many volumes.
+
+**foreign**: a control plane holding ``--objects`` foreign objects (half claims, half PVs,
+pre-bound pairs of another StorageClass and provisioner). Ours starts (time to ready, CPU,
+RSS once ready) and serves a burst of ``--burst`` pre-annotated claims (time to all PVs,
+peak RSS). Then the floor (``benchmarks/floor.py``) serves the same burst in the same
+cluster, for the comparison. kube-controller-manager is stopped before seeding: its PV
+binder would otherwise spend the run binding the foreign pairs (two writes each), and
+pre-annotated claims do not need it until they are bound, which this run does not time.
+
+**restart**: ours provisions ``--volumes`` claims (controller-manager limits raised, so they
+end Bound), is stopped and started again over the same export. Time to ready, CPU until it
+is idle again, and every write the API server received from it after the restart, counted
+from the API server's audit log (a policy that logs only create, update, patch and delete,
+at Metadata level). Volumes that are already right must cost zero writes.
+
+Seeding uses many concurrent creates from one process (``--threads``): the API server, not
+the client, is the limit on 2 cores (three client processes were no faster).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from devcluster import ControlPlane, ensure_binaries, start_control_plane
+
+from benchmarks.memory import sample
+from benchmarks.systems import Floor, Ours, System, Target
+from benchmarks.workload import (
+    Recorder,
+    create_claims,
+    create_namespace,
+    create_storage_class,
+    seed_bound_pairs,
+    wait_for_binder,
+)
+from nfs_provisioner.kube import ApiClient, connect
+
+NFS_SERVER = "nfs.bench.test"
+NFS_PATH = "/exports/bench"
+SEED_NAMESPACE = "seed"
+STALL_TIMEOUT = 60.0
+# Where ours' writes are told apart from the harness's (both use the admin token).
+OURS_USER_AGENT = "nfs-provisioner/"
+AUDIT_POLICY = {
+    "apiVersion": "audit.k8s.io/v1",
+    "kind": "Policy",
+    "omitStages": ["RequestReceived"],
+    "rules": [
+        {"level": "Metadata", "verbs": ["create", "update", "patch", "delete", "deletecollection"]},
+        {"level": "None"},
+    ],
+}
+
+
+def _admin(plane: ControlPlane, threads: int) -> ApiClient:
+    return connect(
+        str(plane.kubeconfig),
+        qps=0,
+        burst=1,
+        pool_size=threads + 8,
+        user_agent="nfs-provisioner-benchmark",
+    )
+
+
+def _target(plane: ControlPlane, workdir: Path, provisioner: str) -> Target:
+    export = workdir / "export"
+    export.mkdir(exist_ok=True)
+    return Target(
+        kubeconfig=plane.kubeconfig,
+        provisioner_name=provisioner,
+        nfs_server=NFS_SERVER,
+        nfs_path=NFS_PATH,
+        export=export,
+        workdir=workdir,
+    )
+
+
+def _pid(system: System) -> int:
+    assert system.process is not None
+    return system.process.pid
+
+
+def _burst(
+    api: ApiClient, system: System, target: Target, namespace: str, storage_class: str, n: int
+) -> dict[str, Any]:
+    """Start ``system``, then time a burst of ``n`` pre-annotated claims to all PVs."""
+    create_namespace(api, namespace)
+    create_storage_class(api, storage_class, target.provisioner_name)
+    result: dict[str, Any] = {"system": system.name, "n": n}
+    recorder = Recorder(api, namespace, storage_class)
+    try:
+        started = time.monotonic()
+        system.start(target)
+        result["ready_s"] = round(time.monotonic() - started, 2)
+        pid = _pid(system)
+        result["cpu_ready_s"] = round(system.usage().cpu_seconds, 2)
+        result["ready"] = asdict(sample(pid))
+        recorder.start()
+        before = system.usage()
+        names = [f"claim-{i:05d}" for i in range(n)]
+        origin = time.monotonic()
+        create_claims(api, recorder, names, threads=32, provisioner=target.provisioner_name)
+        complete = recorder.wait_for(
+            "pv_created", n, stall_timeout=STALL_TIMEOUT, deadline=origin + 120 + 2.0 * n
+        )
+        pv_times = [t.pv_created for t in recorder.claims.values() if t.pv_created]
+        result["complete"] = complete
+        result["all_pvs_s"] = round(max(pv_times) - origin, 3) if complete else None
+        after = system.usage()
+        result["cpu_burst_s"] = round(after.cpu_seconds - before.cpu_seconds, 2)
+        result["peak_rss_bytes"] = after.peak_rss_bytes
+    finally:
+        recorder.stop()
+        system.stop()
+        result["problems"] = system.problems()[:10]
+    return result
+
+
+def run_foreign(
+    objects: int, burst: int, *, threads: int, apiserver_args: tuple[str, ...] = ()
+) -> dict[str, Any]:
+    """Ours and then the floor, each with a burst, in a cluster of ``objects`` foreign ones."""
+    pairs = objects // 2
+    result: dict[str, Any] = {"objects": 2 * pairs, "burst": burst}
+    result["apiserver_args"] = list(apiserver_args)
+    with (
+        tempfile.TemporaryDirectory(prefix="nfs-provisioner-scale-") as scratch,
+        start_control_plane(binaries=ensure_binaries(), apiserver_args=apiserver_args) as plane,
+    ):
+        plane.stop_process("kube-controller-manager")
+        api = _admin(plane, threads)
+        started = time.monotonic()
+        create_namespace(api, SEED_NAMESPACE)
+        create_storage_class(api, "bench-seed", "bench.local/seed")
+        seed_bound_pairs(api, SEED_NAMESPACE, "bench-seed", pairs, threads=threads)
+        seed_s = time.monotonic() - started
+        result["seed_s"] = round(seed_s, 1)
+        result["seed_objects_per_s"] = round(2 * pairs / seed_s)
+        workdir = Path(scratch)
+        ours_dir, floor_dir = workdir / "ours", workdir / "floor"
+        ours_dir.mkdir()
+        floor_dir.mkdir()
+        result["ours"] = _burst(
+            api,
+            Ours(),
+            _target(plane, ours_dir, "bench.local/ours"),
+            "bench",
+            "bench-ours",
+            burst,
+        )
+        result["floor"] = _burst(
+            api,
+            Floor(threads=threads),
+            _target(plane, floor_dir, "bench.local/floor"),
+            "bench-floor",
+            "bench-floor",
+            burst,
+        )
+    ours, floor = result["ours"].get("all_pvs_s"), result["floor"].get("all_pvs_s")
+    result["vs_floor"] = round(ours / floor, 2) if ours and floor else None
+    return result
+
+
+@contextmanager
+def _audit_log(directory: Path) -> Iterator[tuple[Path, tuple[str, ...]]]:
+    policy = directory / "audit-policy.json"
+    policy.write_text(json.dumps(AUDIT_POLICY))
+    log = directory / "audit.log"
+    yield (
+        log,
+        (
+            f"--audit-policy-file={policy}",
+            f"--audit-log-path={log}",
+            "--audit-log-format=json",
+            "--audit-log-mode=blocking",
+            "--audit-log-maxsize=0",
+        ),
+    )
+
+
+def count_writes(log: Path, offset: int, user_agent: str = OURS_USER_AGENT) -> dict[str, int]:
+    """Writes in the audit log after byte ``offset`` from clients whose user agent starts
+    with ``user_agent``: {"<verb> <resource>[/<subresource>]": count}."""
+    counts: Counter[str] = Counter()
+    with log.open("rb") as handle:
+        handle.seek(offset)
+        for line in handle:
+            entry = json.loads(line)
+            if not str(entry.get("userAgent", "")).startswith(user_agent):
+                continue
+            reference = entry.get("objectRef") or {}
+            resource = str(reference.get("resource", "?"))
+            if reference.get("subresource"):
+                resource += "/" + str(reference["subresource"])
+            counts[f"{entry.get('verb')} {resource}"] += 1
+    return dict(sorted(counts.items()))
+
+
+def _wait_idle(system: System, *, quiet_s: float = 3.0, limit_s: float = 120.0) -> float:
+    """Until the process used under 2% of a core for ``quiet_s``; returns the time waited."""
+    started = time.monotonic()
+    last = system.usage().cpu_seconds
+    quiet_since = time.monotonic()
+    while time.monotonic() - started < limit_s:
+        time.sleep(0.5)
+        now = system.usage().cpu_seconds
+        if now - last > 0.01:
+            quiet_since = time.monotonic()
+        last = now
+        if time.monotonic() - quiet_since >= quiet_s:
+            break
+    return time.monotonic() - started
+
+
+def run_restart(volumes: int, *, threads: int) -> dict[str, Any]:
+    """Ours provisions ``volumes`` claims, then is restarted; what does the restart cost?"""
+    result: dict[str, Any] = {"volumes": volumes}
+    with (
+        tempfile.TemporaryDirectory(prefix="nfs-provisioner-restart-") as scratch,
+        _audit_log(Path(scratch)) as (log, audit_args),
+        start_control_plane(
+            binaries=ensure_binaries(),
+            controller_manager_qps=1000,
+            controller_manager_burst=1000,
+            apiserver_args=audit_args,
+        ) as plane,
+    ):
+        api = _admin(plane, threads)
+        workdir = Path(scratch) / "ours"
+        workdir.mkdir()
+        target = _target(plane, workdir, "bench.local/ours")
+        create_namespace(api, "bench")
+        create_storage_class(api, "bench-ours", target.provisioner_name)
+        wait_for_binder(api, "bench")
+        ours = Ours()
+        recorder = Recorder(api, "bench", "bench-ours")
+        names = [f"claim-{i:05d}" for i in range(volumes)]
+        try:
+            ours.start(target)
+            recorder.start()
+            started = time.monotonic()
+            create_claims(api, recorder, names, threads=threads, provisioner="bench.local/ours")
+            deadline = started + 300 + 0.1 * volumes
+            bound = recorder.wait_for(
+                "pv_created", volumes, stall_timeout=STALL_TIMEOUT, deadline=deadline
+            ) and recorder.wait_for(
+                "bound", volumes, stall_timeout=STALL_TIMEOUT, deadline=deadline
+            )
+            result["provision_s"] = round(time.monotonic() - started, 1)
+            result["all_bound"] = bound
+            _wait_idle(ours)
+        finally:
+            recorder.stop()
+            ours.stop()
+        result["first_run_writes"] = count_writes(log, 0)
+        offset = log.stat().st_size
+        restarted = Ours()
+        try:
+            started = time.monotonic()
+            restarted.start(target)
+            result["ready_s"] = round(time.monotonic() - started, 2)
+            result["cpu_ready_s"] = round(restarted.usage().cpu_seconds, 2)
+            result["ready"] = asdict(sample(_pid(restarted)))
+            result["settle_s"] = round(_wait_idle(restarted), 1)
+            usage = restarted.usage()
+            result["cpu_settled_s"] = round(usage.cpu_seconds, 2)
+            result["peak_rss_bytes"] = usage.peak_rss_bytes
+        finally:
+            restarted.stop()
+            result["problems"] = restarted.problems()[:10]
+        result["restart_writes"] = count_writes(log, offset)
+    return result
+
+
+def _mib(value: int | None) -> str:
+    return "-" if not value else f"{value / 2**20:.0f} MiB"
+
+
+def summary_lines(result: dict[str, Any]) -> list[str]:
+    """The scale block printed under the benchmark's table."""
+    lines = []
+    foreign = result.get("foreign")
+    if foreign:
+        ours, floor = foreign["ours"], foreign["floor"]
+        lines.append(
+            f"scale: {foreign['objects']} foreign objects (seeded in {foreign['seed_s']} s, "
+            f"{foreign['seed_objects_per_s']}/s): ours ready in {ours.get('ready_s')} s "
+            f"(CPU {ours.get('cpu_ready_s')} s, RSS {_mib(ours.get('ready', {}).get('rss_bytes'))}"
+            f"), burst of {foreign['burst']}: all PVs {ours.get('all_pvs_s')} s vs floor "
+            f"{floor.get('all_pvs_s')} s (x{foreign['vs_floor']}), peak RSS "
+            f"{_mib(ours.get('peak_rss_bytes'))}"
+        )
+    restart = result.get("restart")
+    if restart:
+        writes = restart["restart_writes"]
+        lines.append(
+            f"restart over {restart['volumes']} Bound volumes of ours: ready in "
+            f"{restart.get('ready_s')} s (CPU {restart.get('cpu_ready_s')} s; "
+            f"{restart.get('cpu_settled_s')} s once idle after {restart.get('settle_s')} s), "
+            f"peak RSS {_mib(restart.get('peak_rss_bytes'))}, API writes after the restart: "
+            + (", ".join(f"{k} {v}" for k, v in writes.items()) if writes else "none")
+            + f" (first run: {sum(restart['first_run_writes'].values())} writes, audit log)"
+        )
+    return lines
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.scale", description=__doc__)
+    parser.add_argument("--objects", type=int, default=100000, help="foreign claims + PVs")
+    parser.add_argument("--burst", type=int, default=1000)
+    parser.add_argument("--volumes", type=int, default=10000, help="ours, for the restart")
+    parser.add_argument("--threads", type=int, default=64, help="seeding and burst threads")
+    parser.add_argument("--only", choices=("foreign", "restart"), help="one of the two runs")
+    parser.add_argument(
+        "--apiserver-arg",
+        action="append",
+        default=[],
+        help="extra kube-apiserver flag for the foreign run, e.g. "
+        "--feature-gates=WatchList=false to compare with paged lists",
+    )
+    parser.add_argument("--json", type=Path, help="also write the figures here")
+    args = parser.parse_args(argv)
+    result: dict[str, Any] = {}
+    if args.only != "restart":
+        result["foreign"] = run_foreign(
+            args.objects,
+            args.burst,
+            threads=args.threads,
+            apiserver_args=tuple(args.apiserver_arg),
+        )
+    if args.only != "foreign":
+        result["restart"] = run_restart(args.volumes, threads=args.threads)
+    if args.json:
+        args.json.write_text(json.dumps(result, indent=1))
+    print(json.dumps(result, indent=1))
+    for line in summary_lines(result):
+        print(line)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
