@@ -86,6 +86,17 @@ class ProcessMemory:
     anonymous_bytes: int
     file_bytes: int
     threads: int
+    sockets: int
+
+
+def _sockets(pid: int) -> int:
+    count = 0
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        try:
+            count += os.readlink(fd).startswith("socket:")
+        except OSError:
+            continue  # closed meanwhile
+    return count
 
 
 def sample(pid: int) -> ProcessMemory:
@@ -103,6 +114,7 @@ def sample(pid: int) -> ProcessMemory:
         anonymous_bytes=kib("RssAnon"),
         file_bytes=kib("RssFile") + kib("RssShmem"),
         threads=int(status.get("Threads", "0")),
+        sockets=_sockets(pid),
     )
 
 
@@ -184,6 +196,18 @@ def _mib(value: int) -> str:
     return f"{value / 2**20:6.1f} MiB"
 
 
+def import_line(memory: dict[str, Any]) -> str:
+    """One line for the benchmark's summary: interpreter, imports, ready, peak."""
+    figures = dict(memory["imports"])
+    return (
+        f"memory breakdown: interpreter {_mib(figures['interpreter']).strip()}, after "
+        f"imports {_mib(figures[IMPORT_STAGES[-1][0]]).strip()}, ready with the "
+        f"{memory['seed_pairs']} pairs cached {_mib(memory.get('ready_rss_bytes') or 0).strip()}"
+        f", peak in the burst {_mib(memory.get('peak_rss_bytes') or 0).strip()} "
+        "(python -m benchmarks.memory for the details)"
+    )
+
+
 def print_breakdown(imports: list[tuple[str, int]], run: dict[str, Any] | None) -> None:
     print("resident memory of nfs-provisioner run (VmRSS; peak = VmHWM)")
     previous = 0
@@ -207,7 +231,7 @@ def print_breakdown(imports: list[tuple[str, int]], run: dict[str, Any] | None) 
         f"  burst of {run['burst']} claims ({run['all_pvs_s']} s, "
         f"{'complete' if run['complete'] else 'INCOMPLETE'}): peak "
         f"{_mib(burst['peak_rss_bytes']).strip()}, after {_mib(burst['rss_bytes']).strip()}, "
-        f"{burst['threads']} threads"
+        f"{burst['threads']} threads, {burst['sockets']} sockets"
     )
     for line in run["problems"]:
         print(f"  log: {line}")

@@ -41,6 +41,7 @@ class SystemUnderTestError(RuntimeError):
 class Usage:
     cpu_seconds: float
     peak_rss_bytes: int
+    rss_bytes: int = 0
 
 
 @dataclass(frozen=True)
@@ -61,11 +62,13 @@ def process_usage(pid: int) -> Usage:
     # The command name may contain spaces and parentheses; the fields start after the last ")".
     fields = stat[stat.rindex(")") + 2 :].split()
     cpu = (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS
-    peak = 0
+    peak = rss = 0
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmHWM:"):
             peak = int(line.split()[1]) * 1024
-    return Usage(cpu_seconds=cpu, peak_rss_bytes=peak)
+        elif line.startswith("VmRSS:"):
+            rss = int(line.split()[1]) * 1024
+    return Usage(cpu_seconds=cpu, peak_rss_bytes=peak, rss_bytes=rss)
 
 
 def _die_with_parent() -> None:
