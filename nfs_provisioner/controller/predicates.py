@@ -68,23 +68,60 @@ _VOLUME_METADATA = ("name", "uid", "resourceVersion", "annotations", "deletionTi
 # Strings up to this long are shared between cached objects (sys.intern): keys, namespaces,
 # class names, sizes, access modes, phases. Longer ones (uids, paths) are unique anyway.
 _SHARED_LENGTH = 32
+# Parts that thousands of claims and PVs have alike ({"requests": {"storage": "1Gi"}},
+# ["ReadWriteMany"]): one object serves every cached claim or PV that has an equal one.
+# The cache is read-only, so sharing them is safe. A bound claim's status is one of them
+# unless it has conditions (a resize under way).
+_SHARED_PARTS = frozenset(
+    {
+        "resources",
+        "capacity",
+        "allocatedResources",
+        "allocatedResourceStatuses",
+        "accessModes",
+        "mountOptions",
+    }
+)
+_CANONICAL: dict[Any, Any] = {}
+_CANONICAL_LIMIT = 4096
 
 
 def _pick(section: Mapping[str, Any], keys: tuple[str, ...]) -> dict[str, Any]:
-    return {key: _shared(section[key]) for key in keys if key in section}
+    return {key: _shared(section[key], key) for key in keys if key in section}
 
 
-def _shared(value: Any) -> Any:
-    """A copy of decoded JSON whose keys and short strings are shared with every other
-    cached object. JSON decoding makes a new string for every key of every object: a third
-    of what a cached claim or PV costs."""
+def _shared(value: Any, key: str = "") -> Any:
+    """A copy of decoded JSON whose keys, short strings and repeated parts are shared with
+    every other cached object. JSON decoding makes a new string for every key of every
+    object and a new dict for every size: more than a third of what a cached object costs."""
     if isinstance(value, str):
         return sys.intern(value) if len(value) <= _SHARED_LENGTH else value
     if isinstance(value, dict):
-        return {sys.intern(key): _shared(item) for key, item in value.items()}
+        value = {sys.intern(k): _shared(item, k) for k, item in value.items()}
+    elif isinstance(value, list):
+        value = [_shared(item) for item in value]
+    else:
+        return value
+    return _canonical(value) if key in _SHARED_PARTS else value
+
+
+def _canonical(value: Any) -> Any:
+    frozen = _frozen(value)
+    found = _CANONICAL.get(frozen)
+    if found is None:
+        if len(_CANONICAL) >= _CANONICAL_LIMIT:
+            # Objects cached so far keep what they share; new ones start a new table.
+            _CANONICAL.clear()
+        found = _CANONICAL.setdefault(frozen, value)
+    return found
+
+
+def _frozen(value: Any) -> Any:
+    if isinstance(value, dict):
+        return ("{", *((key, _frozen(item)) for key, item in value.items()))
     if isinstance(value, list):
-        return [_shared(item) for item in value]
-    return value
+        return ("[", *(_frozen(item) for item in value))
+    return (type(value), value)  # True and 1 are equal, but not the same JSON
 
 
 def compact_claim(claim: JsonObject, provisioner_name: str) -> dict[str, Any]:
@@ -105,7 +142,8 @@ def compact_claim(claim: JsonObject, provisioner_name: str) -> dict[str, Any]:
             metadata, ("name", "namespace", "uid", "resourceVersion", "deletionTimestamp")
         )
         compact["spec"] = _pick(spec, ("volumeName", "storageClassName", "resources"))
-        compact["status"] = _shared(status_of(claim))
+        status = _shared(status_of(claim))
+        compact["status"] = status if "conditions" in status else _canonical(status)
     else:
         compact["metadata"] = _pick(metadata, ("name", "namespace", "uid", "resourceVersion"))
         compact["spec"] = {}
