@@ -188,7 +188,7 @@ class Informer:
                     self.streaming = True
         except ApiError as error:
             # 400/422: an API server without streaming lists (WatchList off, or too old).
-            if self.streaming is None and not synced and error.status in (400, 422):
+            if not synced and error.status in (400, 422):
                 log.info("no streaming list, listing in pages", kind=self.kind)
                 self.streaming = False
                 return False
