@@ -207,3 +207,31 @@ def test_equal_but_differently_typed_values_are_not_merged() -> None:
     assert first["spec"]["capacity"]["storage"] == 1 and first["spec"]["mountOptions"] == [True]
     assert second["spec"]["capacity"]["storage"] is True
     assert second["spec"]["mountOptions"][0] == 1 and second["spec"]["mountOptions"][0] is not True
+
+
+def test_stubs_are_packed_read_only_mappings_equal_to_the_dicts_they_replace() -> None:
+    claim = compact_claim(bound_claim("a", "1Gi"), "me")
+    volume = compact_volume(
+        {
+            "metadata": {"name": "other", "uid": "u", "resourceVersion": "7"},
+            "spec": {"nfs": {"server": "s", "path": "/p"}, "capacity": {"storage": "1Gi"}},
+        },
+        "me",
+    )
+    assert volume == {
+        "kind": "PersistentVolume",
+        "apiVersion": "v1",
+        "metadata": {"name": "other", "resourceVersion": "7"},
+        "spec": {"nfs": {"server": "s", "path": "/p"}},
+    }
+    assert volume["spec"]["nfs"]["path"] == "/p"
+    assert volume.get("status") is None and "status" not in volume
+    assert claim["metadata"]["uid"] == "uid-a" * 4
+    assert claim["metadata"].get("deletionTimestamp") is None
+    assert dict(claim["spec"]) == {
+        "volumeName": "pvc-a",
+        "storageClassName": "nfs",
+        "resources": {"requests": {"storage": "1Gi"}},
+    }
+    with pytest.raises(TypeError):
+        claim["spec"]["volumeName"] = "changed"  # type: ignore[index]
