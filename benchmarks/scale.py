@@ -9,10 +9,12 @@ binder would otherwise spend the run binding the foreign pairs (two writes each)
 pre-annotated claims do not need it until they are bound, which this run does not time.
 
 **restart**: ours provisions ``--volumes`` claims (controller-manager limits raised, so they
-end Bound), is stopped and started again over the same export. Time to ready, CPU until it
-is idle again, and every write the API server received from it after the restart, counted
-from the API server's audit log (a policy that logs only create, update, patch and delete,
-at Metadata level). Volumes that are already right must cost zero writes.
+end Bound), is stopped; one more claim is created while it is down; it is started again over
+the same export. Time to ready, CPU until it is idle again, and every write the API server
+received from it after the restart, counted from the API server's audit log (a policy that
+logs only create, update, patch and delete, at Metadata level). The late claim must cost its
+PV and two events (proof that the count sees the restarted process); the volumes already
+right must cost nothing.
 
 Seeding uses many concurrent creates from one process (``--threads``): the API server, not
 the client, is the limit on 2 cores (three client processes were no faster).
@@ -28,7 +30,7 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +39,10 @@ from devcluster import ControlPlane, ensure_binaries, start_control_plane
 from benchmarks.memory import sample
 from benchmarks.systems import Floor, Ours, System, Target
 from benchmarks.workload import (
+    ANN_BETA_PROVISIONER,
+    ANN_PROVISIONER,
     Recorder,
+    claim_body,
     create_claims,
     create_namespace,
     create_storage_class,
@@ -189,9 +194,15 @@ def _audit_log(directory: Path) -> Iterator[tuple[Path, tuple[str, ...]]]:
     )
 
 
-def count_writes(log: Path, offset: int, user_agent: str = OURS_USER_AGENT) -> dict[str, int]:
+def count_writes(
+    log: Path,
+    offset: int,
+    user_agent: str = OURS_USER_AGENT,
+    concerns: tuple[str, ...] | None = None,
+) -> dict[str, int]:
     """Writes in the audit log after byte ``offset`` from clients whose user agent starts
-    with ``user_agent``: {"<verb> <resource>[/<subresource>]": count}."""
+    with ``user_agent``: {"<verb> <resource>[/<subresource>]": count}. With ``concerns``,
+    only writes to objects whose name starts with one of them."""
     counts: Counter[str] = Counter()
     with log.open("rb") as handle:
         handle.seek(offset)
@@ -200,6 +211,8 @@ def count_writes(log: Path, offset: int, user_agent: str = OURS_USER_AGENT) -> d
             if not str(entry.get("userAgent", "")).startswith(user_agent):
                 continue
             reference = entry.get("objectRef") or {}
+            if concerns is not None and not str(reference.get("name", "")).startswith(concerns):
+                continue
             resource = str(reference.get("resource", "?"))
             if reference.get("subresource"):
                 resource += "/" + str(reference["subresource"])
@@ -265,10 +278,30 @@ def run_restart(volumes: int, *, threads: int) -> dict[str, Any]:
             ours.stop()
         result["first_run_writes"] = count_writes(log, 0)
         offset = log.stat().st_size
+        # One claim arrives while ours is down: the restart must provision it, and the audit
+        # log must show exactly that (proof that it sees the restarted process's writes).
+        late = api.create(
+            "/api/v1/namespaces/bench/persistentvolumeclaims",
+            {
+                **claim_body("claim-late", "bench-ours"),
+                "metadata": {
+                    "name": "claim-late",
+                    "annotations": {
+                        ANN_PROVISIONER: target.provisioner_name,
+                        ANN_BETA_PROVISIONER: target.provisioner_name,
+                    },
+                },
+            },
+        )
+        late_names = ("claim-late.", f"pvc-{late['metadata']['uid']}")
         restarted = Ours()
+        # The same export; a log of its own, so that its problems are its own.
+        second = workdir.parent / "restarted"
+        second.mkdir()
+        again = replace(target, workdir=second)
         try:
             started = time.monotonic()
-            restarted.start(target)
+            restarted.start(again)
             result["ready_s"] = round(time.monotonic() - started, 2)
             result["cpu_ready_s"] = round(restarted.usage().cpu_seconds, 2)
             result["ready"] = asdict(sample(_pid(restarted)))
@@ -280,6 +313,7 @@ def run_restart(volumes: int, *, threads: int) -> dict[str, Any]:
             restarted.stop()
             result["problems"] = restarted.problems()[:10]
         result["restart_writes"] = count_writes(log, offset)
+        result["restart_writes_for_late_claim"] = count_writes(log, offset, concerns=late_names)
     return result
 
 
@@ -308,9 +342,12 @@ def summary_lines(result: dict[str, Any]) -> list[str]:
             f"restart over {restart['volumes']} Bound volumes of ours: ready in "
             f"{restart.get('ready_s')} s (CPU {restart.get('cpu_ready_s')} s; "
             f"{restart.get('cpu_settled_s')} s once idle after {restart.get('settle_s')} s), "
-            f"peak RSS {_mib(restart.get('peak_rss_bytes'))}, API writes after the restart: "
-            + (", ".join(f"{k} {v}" for k, v in writes.items()) if writes else "none")
-            + f" (first run: {sum(restart['first_run_writes'].values())} writes, audit log)"
+            f"peak RSS {_mib(restart.get('peak_rss_bytes'))}; API writes after the restart "
+            f"(audit log): {sum(writes.values())}, of which "
+            f"{sum(restart['restart_writes_for_late_claim'].values())} for the one claim "
+            f"created while it was down ("
+            + ", ".join(f"{k} {v}" for k, v in writes.items())
+            + f"); first run: {sum(restart['first_run_writes'].values())} writes"
         )
     return lines
 
