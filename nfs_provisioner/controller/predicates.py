@@ -230,7 +230,8 @@ def compact_claim(claim: JsonObject, provisioner_name: str) -> JsonObject:
 
 
 def compact_volume(volume: JsonObject, provisioner_name: str) -> JsonObject:
-    """What the cache keeps of a PV: all of ours, the name and NFS source of anybody else's.
+    """What the cache keeps of a PV, packed: all of ours, the name and NFS source of anybody
+    else's.
 
     The name answers "does pvc-<uid> exist", which is all the claim side asks; the NFS source
     tells which directory the PV owns, so that no claim is given it.
@@ -246,5 +247,5 @@ def compact_volume(volume: JsonObject, provisioner_name: str) -> JsonObject:
         return Packed.of(compact)
     compact["metadata"] = _pick(metadata, _VOLUME_METADATA)
     compact["spec"] = _shared(spec_of(volume))
-    compact["status"] = {"phase": status_of(volume).get("phase")}
-    return compact
+    compact["status"] = _canonical(_shared({"phase": status_of(volume).get("phase")}))
+    return Packed.of(compact)

@@ -235,3 +235,33 @@ def test_stubs_are_packed_read_only_mappings_equal_to_the_dicts_they_replace() -
     }
     with pytest.raises(TypeError):
         claim["spec"]["volumeName"] = "changed"  # type: ignore[index]
+
+
+def test_our_volumes_are_cached_whole_and_packed() -> None:
+    volume = {
+        "metadata": {
+            "name": "pvc-1",
+            "uid": "u",
+            "resourceVersion": "3",
+            "annotations": {ANN_PROVISIONED_BY: "me"},
+            "managedFields": [{"manager": "x"}],
+        },
+        "spec": {
+            "nfs": {"server": "s", "path": "/exports/ns-claim-pvc-1"},
+            "capacity": {"storage": "1Gi"},
+            "claimRef": {"namespace": "ns", "name": "claim", "uid": "c"},
+            "persistentVolumeReclaimPolicy": "Delete",
+        },
+        "status": {"phase": "Bound", "lastPhaseTransitionTime": "2026-01-01T00:00:00Z"},
+    }
+    cached = compact_volume(volume, "me")
+    assert cached["metadata"] == {
+        "name": "pvc-1",
+        "uid": "u",
+        "resourceVersion": "3",
+        "annotations": {ANN_PROVISIONED_BY: "me"},
+    }
+    assert cached["spec"] == volume["spec"]
+    assert cached["spec"]["claimRef"]["uid"] == "c"
+    assert cached["status"] == {"phase": "Bound"}
+    assert should_delete_volume(cached, "me") is False
