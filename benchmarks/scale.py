@@ -3,10 +3,11 @@
 **foreign**: a control plane holding ``--objects`` foreign objects (half claims, half PVs,
 pre-bound pairs of another StorageClass and provisioner). Ours starts (time to ready, CPU,
 RSS once ready) and serves a burst of ``--burst`` pre-annotated claims (time to all PVs,
-peak RSS). Then the floor (``benchmarks/floor.py``) serves the same burst in the same
-cluster, for the comparison. kube-controller-manager is stopped before seeding: its PV
-binder would otherwise spend the run binding the foreign pairs (two writes each), and
-pre-annotated claims do not need it until they are bound, which this run does not time.
+peak RSS); the floor (``benchmarks/floor.py``) does the same in the same cluster, for the
+comparison; each ``--rounds`` times, alternating, with a class and namespace of its own per
+run. kube-controller-manager is stopped before seeding: its PV binder would otherwise
+spend the run binding the foreign pairs (two writes each), and pre-annotated claims do not
+need it until they are bound, which this run does not time.
 
 **restart**: ours provisions ``--volumes`` claims (controller-manager limits raised, so they
 end Bound), is stopped; one more claim is created while it is down; it is started again over
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import sys
 import tempfile
 import time
@@ -55,6 +57,8 @@ NFS_SERVER = "nfs.bench.test"
 NFS_PATH = "/exports/bench"
 SEED_NAMESPACE = "seed"
 STALL_TIMEOUT = 60.0
+# As in the burst runs (--threads): the floor's pool of concurrent writes.
+FLOOR_THREADS = 32
 # Where ours' writes are told apart from the harness's (both use the admin token).
 OURS_USER_AGENT = "nfs-provisioner/"
 AUDIT_POLICY = {
@@ -133,9 +137,15 @@ def _burst(
 
 
 def run_foreign(
-    objects: int, burst: int, *, threads: int, apiserver_args: tuple[str, ...] = ()
+    objects: int,
+    burst: int,
+    *,
+    threads: int,
+    rounds: int = 2,
+    apiserver_args: tuple[str, ...] = (),
 ) -> dict[str, Any]:
-    """Ours and then the floor, each with a burst, in a cluster of ``objects`` foreign ones."""
+    """Ours and the floor, each started fresh and given a burst, ``rounds`` times
+    alternating, in a cluster of ``objects`` foreign ones. Medians; the peak is the highest."""
     pairs = objects // 2
     result: dict[str, Any] = {"objects": 2 * pairs, "burst": burst}
     result["apiserver_args"] = list(apiserver_args)
@@ -153,26 +163,34 @@ def run_foreign(
         result["seed_s"] = round(seed_s, 1)
         result["seed_objects_per_s"] = round(2 * pairs / seed_s)
         workdir = Path(scratch)
-        ours_dir, floor_dir = workdir / "ours", workdir / "floor"
-        ours_dir.mkdir()
-        floor_dir.mkdir()
-        result["ours"] = _burst(
-            api,
-            Ours(),
-            _target(plane, ours_dir, "bench.local/ours"),
-            "bench",
-            "bench-ours",
-            burst,
-        )
-        result["floor"] = _burst(
-            api,
-            Floor(threads=threads),
-            _target(plane, floor_dir, "bench.local/floor"),
-            "bench-floor",
-            "bench-floor",
-            burst,
-        )
-    ours, floor = result["ours"].get("all_pvs_s"), result["floor"].get("all_pvs_s")
+        runs: dict[str, list[dict[str, Any]]] = {"ours": [], "floor": []}
+        # Alternating, so that what the cluster went through hits both alike.
+        for round_number in range(1, rounds + 1):
+            order = ("ours", "floor") if round_number % 2 else ("floor", "ours")
+            for name in order:
+                label = f"{name}-{round_number}"
+                directory = workdir / label
+                directory.mkdir()
+                system: System = Ours() if name == "ours" else Floor(threads=FLOOR_THREADS)
+                runs[name].append(
+                    _burst(
+                        api,
+                        system,
+                        _target(plane, directory, f"bench.local/{label}"),
+                        f"bench-{label}",
+                        f"bench-{label}",
+                        burst,
+                    )
+                )
+    result.update(runs)
+    for name, measured in runs.items():
+        for key in ("ready_s", "cpu_ready_s", "all_pvs_s", "cpu_burst_s"):
+            values = [run[key] for run in measured if run.get(key) is not None]
+            result[f"{name}_{key}"] = round(statistics.median(values), 3) if values else None
+        peaks = [run.get("peak_rss_bytes") or 0 for run in measured]
+        result[f"{name}_peak_rss_bytes"] = max(peaks)
+        result[f"{name}_ready_rss_bytes"] = max(run["ready"]["rss_bytes"] for run in measured)
+    ours, floor = result["ours_all_pvs_s"], result["floor_all_pvs_s"]
     result["vs_floor"] = round(ours / floor, 2) if ours and floor else None
     return result
 
@@ -326,14 +344,14 @@ def summary_lines(result: dict[str, Any]) -> list[str]:
     lines = []
     foreign = result.get("foreign")
     if foreign:
-        ours, floor = foreign["ours"], foreign["floor"]
         lines.append(
             f"scale: {foreign['objects']} foreign objects (seeded in {foreign['seed_s']} s, "
-            f"{foreign['seed_objects_per_s']}/s): ours ready in {ours.get('ready_s')} s "
-            f"(CPU {ours.get('cpu_ready_s')} s, RSS {_mib(ours.get('ready', {}).get('rss_bytes'))}"
-            f"), burst of {foreign['burst']}: all PVs {ours.get('all_pvs_s')} s vs floor "
-            f"{floor.get('all_pvs_s')} s (x{foreign['vs_floor']}), peak RSS "
-            f"{_mib(ours.get('peak_rss_bytes'))}"
+            f"{foreign['seed_objects_per_s']}/s): ours ready in {foreign['ours_ready_s']} s "
+            f"(CPU {foreign['ours_cpu_ready_s']} s, RSS "
+            f"{_mib(foreign['ours_ready_rss_bytes'])}), burst of {foreign['burst']}: all PVs "
+            f"{foreign['ours_all_pvs_s']} s vs floor {foreign['floor_all_pvs_s']} s "
+            f"(x{foreign['vs_floor']}), peak RSS {_mib(foreign['ours_peak_rss_bytes'])} "
+            f"(medians of {len(foreign['ours'])} alternating runs; peak: the highest)"
         )
     restart = result.get("restart")
     if restart:
@@ -358,6 +376,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--burst", type=int, default=1000)
     parser.add_argument("--volumes", type=int, default=10000, help="ours, for the restart")
     parser.add_argument("--threads", type=int, default=64, help="seeding and burst threads")
+    parser.add_argument("--rounds", type=int, default=2, help="foreign: ours/floor runs each")
     parser.add_argument("--only", choices=("foreign", "restart"), help="one of the two runs")
     parser.add_argument(
         "--apiserver-arg",
@@ -374,6 +393,7 @@ def main(argv: list[str] | None = None) -> int:
             args.objects,
             args.burst,
             threads=args.threads,
+            rounds=args.rounds,
             apiserver_args=tuple(args.apiserver_arg),
         )
     if args.only != "foreign":
