@@ -26,7 +26,8 @@ from devcluster.goriginal import GoOriginal as GoBuild
 from devcluster.goriginal import ensure_go_original
 from devcluster.versions import read_versions
 
-from benchmarks import report
+from benchmarks import memory as memory_breakdown
+from benchmarks import report, scale
 from benchmarks.nfs import OursOnNfs
 from benchmarks.runner import RunResult, RunSpec, run_one
 from benchmarks.systems import Floor, GoOriginal, Ours, System, go_mount_root
@@ -101,6 +102,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--memory", action=argparse.BooleanOptionalAction, default=True)
     parser.add_argument("--memory-objects", type=int, default=10000)
     parser.add_argument("--memory-burst", type=int, default=1000)
+    parser.add_argument(
+        "--scale",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="the scale runs (benchmarks/scale.py): foreign objects, restart over own volumes",
+    )
+    parser.add_argument("--scale-objects", type=int, default=100000, help="foreign objects")
+    parser.add_argument("--scale-burst", type=int, default=1000)
+    parser.add_argument(
+        "--restart-volumes", type=int, default=10000, help="own volumes for the restart run"
+    )
     parser.add_argument("--threads", type=int, default=32, help="harness and floor threads")
     parser.add_argument("--log-level", default="warning", help="log level of ours")
     parser.add_argument("--out", type=Path, default=RESULTS_DIR)
@@ -113,6 +125,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         args.nfs_sizes = ""
         args.no_go = True
         args.memory = False
+        args.scale = False
     return args
 
 
@@ -226,6 +239,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.plan:
         for index, spec in enumerate(plan, 1):
             print(f"{index:3d}. {spec.describe()}")
+        if args.scale:
+            print(
+                f"then scale: {args.scale_objects} foreign objects + a {args.scale_burst}-claim "
+                f"burst (ours, floor); a restart over {args.restart_volumes} volumes of ours"
+            )
         return 0
     started = datetime.datetime.now().astimezone()
     host = socket.gethostname()
@@ -277,6 +295,7 @@ def main(argv: list[str] | None = None) -> int:
         "runs": [],
         "summary": [],
         "memory": None,
+        "scale": None,
     }
     print(f"[bench] {len(plan)} runs; load average {os.getloadavg()[0]:.2f}", flush=True)
     clock = time.monotonic()
@@ -292,6 +311,17 @@ def main(argv: list[str] | None = None) -> int:
             print(f"[bench]     {_one_line(result)}", flush=True)
             document["runs"] = [r.to_json() for r in results]
             json_path.write_text(json.dumps(document))
+    if args.scale:
+        print(f"[bench] scale: {args.scale_objects} foreign objects", flush=True)
+        document["scale"] = {
+            "foreign": scale.run_foreign(
+                args.scale_objects, args.scale_burst, threads=2 * args.threads
+            )
+        }
+        json_path.write_text(json.dumps(document))
+        print(f"[bench] scale: restart over {args.restart_volumes} volumes", flush=True)
+        document["scale"]["restart"] = scale.run_restart(args.restart_volumes, threads=args.threads)
+        json_path.write_text(json.dumps(document))
 
     runs = document["runs"]
     document["summary"] = report.summarise(runs)
@@ -299,8 +329,17 @@ def main(argv: list[str] | None = None) -> int:
     if memory:
         document["memory"] = {
             key: memory[0][key]
-            for key in ("n", "seed_pairs", "seed_s", "all_pvs_s", "peak_rss_bytes", "complete")
+            for key in (
+                "n",
+                "seed_pairs",
+                "seed_s",
+                "all_pvs_s",
+                "ready_rss_bytes",
+                "peak_rss_bytes",
+                "complete",
+            )
         }
+        document["memory"]["imports"] = memory_breakdown.import_breakdown()
     document["finished"] = datetime.datetime.now().astimezone().isoformat(timespec="seconds")
     document["load_after"] = list(os.getloadavg())
     document["elapsed_s"] = time.monotonic() - clock
@@ -319,6 +358,10 @@ def main(argv: list[str] | None = None) -> int:
             if m["peak_rss_bytes"]
             else f"memory run failed: {memory[0]['error']}"
         )
+        print(memory_breakdown.import_line(document["memory"]))
+    if document["scale"]:
+        for line in scale.summary_lines(document["scale"]):
+            print(line)
     if go is not None:
         print(f"go: the original at {go.source.commit} ({go.source.path})")
     shown = report.shown_columns(document["summary"])

@@ -89,6 +89,7 @@ class RunResult:
     cpu_delete_s: float | None = None
     cpu_total_s: float | None = None
     peak_rss_bytes: int | None = None
+    ready_rss_bytes: int | None = None
     seed_s: float | None = None
     problems: list[str] = field(default_factory=list)
     problem_count: int = 0
@@ -127,6 +128,7 @@ class RunResult:
             "cpu_delete_s": _rounded(self.cpu_delete_s),
             "cpu_total_s": _rounded(self.cpu_total_s),
             "peak_rss_bytes": self.peak_rss_bytes,
+            "ready_rss_bytes": self.ready_rss_bytes,
             "seed_s": _rounded(self.seed_s),
             "problem_count": self.problem_count,
             "phases_s": self.phases,
@@ -308,6 +310,7 @@ def run_one(
             system.start(target)
             recorder.start()
             before = system.usage()
+            result.ready_rss_bytes = before.rss_bytes
             phase("system_ready")
             names = [f"claim-{i:05d}" for i in range(spec.n)]
             origin = time.monotonic()

@@ -40,6 +40,7 @@ class SystemUnderTestError(RuntimeError):
 class Usage:
     cpu_seconds: float
     peak_rss_bytes: int
+    rss_bytes: int = 0
 
 
 @dataclass(frozen=True)
@@ -60,11 +61,13 @@ def process_usage(pid: int) -> Usage:
     # The command name may contain spaces and parentheses; the fields start after the last ")".
     fields = stat[stat.rindex(")") + 2 :].split()
     cpu = (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS
-    peak = 0
+    peak = rss = 0
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmHWM:"):
             peak = int(line.split()[1]) * 1024
-    return Usage(cpu_seconds=cpu, peak_rss_bytes=peak)
+        elif line.startswith("VmRSS:"):
+            rss = int(line.split()[1]) * 1024
+    return Usage(cpu_seconds=cpu, peak_rss_bytes=peak, rss_bytes=rss)
 
 
 def _die_with_parent() -> None:
@@ -165,11 +168,12 @@ class Ours(System):
     name = "ours"
     label = "ours (nfs_provisioner)"
 
-    def __init__(self, log_level: str = "warning") -> None:
+    def __init__(self, log_level: str = "warning", extra_env: dict[str, str] | None = None) -> None:
         super().__init__()
         self.log_level = log_level
         self.metrics_port = 0
         self.stage_path: Path | None = None
+        self.extra_env = extra_env or {}
 
     def start(self, target: Target) -> None:
         self.metrics_port = free_port()
@@ -187,6 +191,7 @@ class Ours(System):
             "NFS_PROVISIONER_LOG_FORMAT": "json",
             # Written when it stops (System.stop): see stage_times.
             "NFS_PROVISIONER_STAGE_LOG": str(self.stage_path),
+            **self.extra_env,
         }
         self._spawn(
             [sys.executable, "-m", "nfs_provisioner", "run"], env, target.workdir / "ours.log"

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import sys
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
+from types import ModuleType
 
 from nfs_provisioner import __version__
-from nfs_provisioner.commands import adopt as adopt_command
-from nfs_provisioner.commands import audit as audit_command
-from nfs_provisioner.commands import doctor as doctor_command
 from nfs_provisioner.commands.tables import error_line
 from nfs_provisioner.config import ConfigError, add_arguments, load_settings
 from nfs_provisioner.daemon import run
@@ -31,7 +30,21 @@ class _Parser(argparse.ArgumentParser):
         raise SystemExit(1)
 
 
-def build_parser() -> argparse.ArgumentParser:
+_OPERATOR_COMMANDS = ("adopt", "doctor", "audit")
+
+
+def _command(name: str) -> ModuleType:
+    # Imported when used: `run` does not carry the operator commands (about 1 MiB resident).
+    return importlib.import_module(f"nfs_provisioner.commands.{name}")
+
+
+def build_parser(with_flags: Collection[str] = _OPERATOR_COMMANDS) -> argparse.ArgumentParser:
+    """The parser; of the operator commands, those in ``with_flags`` get their own flags."""
+
+    def add_command_arguments(name: str, command_parser: argparse.ArgumentParser) -> None:
+        if name in with_flags:
+            _command(name).add_arguments(command_parser)
+
     parser = _Parser(
         prog="nfs-provisioner",
         description="Kubernetes dynamic provisioner: each PersistentVolumeClaim gets a "
@@ -55,7 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
         "is backed up, then re-created with the new class, keeping its labels, annotations "
         "and request. Bound claims and claims being deleted are never touched.",
     )
-    adopt_command.add_arguments(adopt)
+    add_command_arguments("adopt", adopt)
     doctor = commands.add_parser(
         "doctor",
         help="check the export mount and the cluster setup",
@@ -64,7 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
         "owners). Exit code 0: all passed; 1: warnings only; 2: a failure. Settings are read "
         "like `run` reads them, so it works unchanged inside the provisioner's pod.",
     )
-    doctor_command.add_arguments(doctor)
+    add_command_arguments("doctor", doctor)
     audit = commands.add_parser(
         "audit",
         help="list orphaned directories, volumes without a directory, and archives",
@@ -76,7 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
         "directory; 1: an error (a setting, the API server, an archive --prune could not "
         "remove).",
     )
-    audit_command.add_arguments(audit)
+    add_command_arguments("audit", audit)
     return parser
 
 
@@ -86,16 +99,18 @@ def _run(arguments: argparse.Namespace, env: Mapping[str, str]) -> int:
     return run(settings)
 
 
-_COMMANDS: dict[str, Callable[[argparse.Namespace, Mapping[str, str]], int]] = {
-    "run": _run,
-    "adopt": adopt_command.main,
-    "doctor": doctor_command.main,
-    "audit": audit_command.main,
-}
+def _dispatch(command: str, arguments: argparse.Namespace, env: Mapping[str, str]) -> int:
+    main: Callable[[argparse.Namespace, Mapping[str, str]], int] = (
+        _run if command == "run" else _command(command).main
+    )
+    return main(arguments, env)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    words = sys.argv[1:] if argv is None else list(argv)
+    # The command is the first word that is not a flag; only its flags are needed.
+    named = next((word for word in words if not word.startswith("-")), None)
+    parser = build_parser([named] if named in (*_OPERATOR_COMMANDS, "run") else _OPERATOR_COMMANDS)
     arguments, unknown = parser.parse_known_args(argv)
     if unknown:
         # Said by the command's own parser, so that the line names the command.
@@ -106,7 +121,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 1
     try:
-        return _COMMANDS[arguments.command](arguments, os.environ)
+        return _dispatch(arguments.command, arguments, os.environ)
     except _STOPPING_ERRORS as error:
         print(error_line(arguments.command, error), file=sys.stderr)
         return 1

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ctypes
 import os
 import signal
 import sys
@@ -26,6 +27,13 @@ _EXTRA_CONNECTIONS = 16
 # Pace of the start-up checks while the API server cannot be worked with yet.
 _FIRST_RETRY = 1.0
 _MAX_RETRY = 30.0
+# glibc's mallopt parameters (malloc.h) and what run sets them to.
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD, _M_ARENA_MAX = -1, -3, -8
+_MALLOC_SETTINGS = (
+    (_M_ARENA_MAX, 2),
+    (_M_MMAP_THRESHOLD, 256 * 1024),
+    (_M_TRIM_THRESHOLD, 256 * 1024),
+)
 
 
 def check_mount(exports: ExportSettings) -> None:
@@ -43,7 +51,25 @@ def check_mount(exports: ExportSettings) -> None:
             )
 
 
+def tune_malloc(environ: dict[str, str] | os._Environ[str] = os.environ) -> bool:
+    """Two malloc arenas, not one per thread that ever allocated (up to 16 on 2 cores), and
+    fixed thresholds for giving freed memory back: glibc raises them after the first large
+    free, after which the buffers of a burst stay resident. Worth about 1 MiB of RSS in a
+    burst of 1000 claims. MALLOC_* environment variables, where set, are left to rule; False
+    where the C library has no mallopt (musl)."""
+    if any(name.startswith("MALLOC_") for name in environ):
+        return False
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):
+        return False
+    for parameter, value in _MALLOC_SETTINGS:
+        mallopt(parameter, value)
+    return True
+
+
 def run(settings: Settings) -> int:
+    tune_malloc()
     check_mount(settings.exports)
     backend = build_backend(settings.exports)
     try:

@@ -66,6 +66,8 @@ class ControlPlane:
     workdir: Path
     controller_manager_qps: int | None = None
     controller_manager_burst: int | None = None
+    # Extra kube-apiserver flags (an audit log, feature gates), paths relative to workdir.
+    apiserver_args: tuple[str, ...] = ()
     token: str = field(default_factory=lambda: secrets.token_hex(16))
     etcd_port: int = field(default_factory=free_port)
     etcd_peer_port: int = field(default_factory=free_port)
@@ -161,6 +163,7 @@ class ControlPlane:
                 "--service-cluster-ip-range=10.0.0.0/24",
                 "--disable-admission-plugins=ServiceAccount",
                 "--endpoint-reconciler-type=none",
+                *self.apiserver_args,
             ],
         )
         self._wait_for(f"{self.server}/readyz", "kube-apiserver", tls=True)
@@ -256,6 +259,7 @@ def start_control_plane(
     controller_manager_qps: int | None = None,
     controller_manager_burst: int | None = None,
     workdir: Path | None = None,
+    apiserver_args: tuple[str, ...] = (),
 ) -> Iterator[ControlPlane]:
     """Run a control plane for the duration of the ``with`` block; always clean up."""
     owned = workdir is None
@@ -266,6 +270,7 @@ def start_control_plane(
         workdir=directory,
         controller_manager_qps=controller_manager_qps,
         controller_manager_burst=controller_manager_burst,
+        apiserver_args=apiserver_args,
     )
     previous = signal.getsignal(signal.SIGTERM)
     if previous in (signal.SIG_DFL, None):

@@ -1,6 +1,7 @@
 """The API layer: the only code that talks to the Kubernetes API server."""
 
-from nfs_provisioner.kube.client import ApiClient, connect, load_configuration
+from nfs_provisioner.kube.client import ApiClient, connect
+from nfs_provisioner.kube.connection import Connection, load_connection
 from nfs_provisioner.kube.errors import ApiError, ConfigurationError
 from nfs_provisioner.kube.events import NORMAL, WARNING, EventRecorder
 from nfs_provisioner.kube.informer import Handlers, Informer, object_key
@@ -12,12 +13,13 @@ __all__ = [
     "ApiClient",
     "ApiError",
     "ConfigurationError",
+    "Connection",
     "EventRecorder",
     "Handlers",
     "Informer",
     "JsonDict",
     "JsonObject",
     "connect",
-    "load_configuration",
+    "load_connection",
     "object_key",
 ]

@@ -1,8 +1,8 @@
 """The only code that talks HTTP to the API server: plain JSON dicts in and out.
 
-Authentication and TLS come from the official ``kubernetes`` package's config loaders
-(kubeconfig, exec plugins, in-cluster service-account token with rotation); requests go
-straight through urllib3 so the hot path pays no model (de)serialisation.
+Where the server is and how to authenticate come from :mod:`nfs_provisioner.kube.connection`
+(in-cluster, or a kubeconfig); requests go straight through urllib3 so the hot path pays no
+model (de)serialisation.
 """
 
 from __future__ import annotations
@@ -14,11 +14,9 @@ from typing import Any
 from urllib.parse import urlencode
 
 import urllib3
-import yaml
-from kubernetes import client as k8s_client
-from kubernetes import config as k8s_config
 
-from nfs_provisioner.kube.errors import ApiError, ConfigurationError
+from nfs_provisioner.kube.connection import Connection, load_connection
+from nfs_provisioner.kube.errors import ApiError
 from nfs_provisioner.kube.ratelimit import TokenBucket
 from nfs_provisioner.objects import JsonDict, JsonObject
 
@@ -30,45 +28,17 @@ _REQUEST_TIMEOUT = 30.0
 _TOKEN_REUSE_SECONDS = 1.0
 
 
-def load_configuration(kubeconfig: str | None) -> Any:
-    """A ``kubernetes.client.Configuration`` from a kubeconfig file, else in-cluster."""
-    configuration = k8s_client.Configuration()
-    try:
-        if kubeconfig:
-            k8s_config.load_kube_config(  # type: ignore[no-untyped-call]
-                config_file=kubeconfig, client_configuration=configuration
-            )
-        else:
-            k8s_config.load_incluster_config(  # type: ignore[no-untyped-call]
-                client_configuration=configuration
-            )
-    except (
-        k8s_config.ConfigException,
-        yaml.YAMLError,
-        OSError,
-        ValueError,
-        TypeError,
-        AttributeError,
-        KeyError,
-    ) as error:
-        # A kubeconfig that is not YAML, or YAML of the wrong shape, is a setting to fix.
-        where = f"kubeconfig {kubeconfig!r}" if kubeconfig else "in-cluster configuration"
-        detail = " ".join(str(error).split()) or type(error).__name__
-        raise ConfigurationError(f"cannot load {where}: {detail}") from error
-    return configuration
-
-
 class ApiClient:
     """Thread-safe: one pool of keep-alive connections shared by every worker."""
 
     def __init__(
-        self, configuration: Any, *, qps: float, burst: int, pool_size: int, user_agent: str
+        self, connection: Connection, *, qps: float, burst: int, pool_size: int, user_agent: str
     ) -> None:
-        configuration.connection_pool_maxsize = pool_size
-        configuration.retries = urllib3.Retry(connect=3, read=0, redirect=0, status=0)
-        self._configuration = configuration
-        self._pool = k8s_client.rest.RESTClientObject(configuration).pool_manager
-        self._base = configuration.host.rstrip("/")
+        self._connection = connection
+        self._pool = connection.pool(
+            pool_size, urllib3.Retry(connect=3, read=0, redirect=0, status=0)
+        )
+        self._base = connection.host
         self._user_agent = user_agent
         self.limiter = TokenBucket(qps, burst)
         self._token: str | None = None
@@ -83,7 +53,7 @@ class ApiClient:
         now = time.monotonic()
         if now >= self._token_expires:
             # Two threads may both ask at the turn of a period; both get the same answer.
-            self._token = self._configuration.auth_settings().get("BearerToken", {}).get("value")
+            self._token = self._connection.authorization()
             self._token_expires = now + _TOKEN_REUSE_SECONDS
         return self._token
 
@@ -195,16 +165,29 @@ class ApiClient:
         return items, resource_version
 
     def watch(
-        self, path: str, *, resource_version: str, timeout_seconds: int
+        self,
+        path: str,
+        *,
+        resource_version: str,
+        timeout_seconds: int,
+        send_initial_events: bool = False,
     ) -> Iterator[JsonDict]:
-        """Stream watch events (dicts with ``type`` and ``object``) until the server ends it."""
+        """Stream watch events (dicts with ``type`` and ``object``) until the server ends it.
+
+        With ``send_initial_events`` (a streaming list), the stream starts with an ``ADDED``
+        for every object as of now (``resource_version`` empty) or at least as new as
+        ``resource_version``, then a bookmark annotated ``k8s.io/initial-events-end``.
+        """
         self.limiter.acquire()
-        params = {
+        params: dict[str, Any] = {
             "watch": "true",
-            "resourceVersion": resource_version,
+            "resourceVersion": resource_version or None,
             "allowWatchBookmarks": "true",
             "timeoutSeconds": timeout_seconds,
         }
+        if send_initial_events:
+            params["sendInitialEvents"] = "true"
+            params["resourceVersionMatch"] = "NotOlderThan"
         try:
             response = self._pool.request(
                 "GET",
@@ -243,7 +226,7 @@ def connect(
     kubeconfig: str | None, *, qps: float, burst: int, pool_size: int, user_agent: str
 ) -> ApiClient:
     return ApiClient(
-        load_configuration(kubeconfig),
+        load_connection(kubeconfig),
         qps=qps,
         burst=burst,
         pool_size=pool_size,

@@ -1,7 +1,9 @@
 """List+watch caches of one resource type, with resume, relist and periodic resync.
 
-An informer lists the collection (paged), then watches from the list's resourceVersion. A
-dropped watch resumes from the last version it saw (bookmarks keep that fresh); a 410 Gone
+An informer lists the collection, then watches from the list's resourceVersion. The list is
+a streaming list where the API server has them (a watch with ``sendInitialEvents=true`` that
+starts with every object: no pages held whole on either side), else paged. A dropped watch
+resumes from the last version it saw (bookmarks keep that fresh); a 410 Gone
 (the version was compacted away) leads to a fresh list, whose differences to the cache are
 delivered as adds, updates and deletes, so no change is lost across the gap.
 """
@@ -38,6 +40,8 @@ CACHED_OBJECTS = Gauge(
 )
 
 _WATCH_TIMEOUT_RANGE = (300, 600)
+# The bookmark of a streaming list that says every existing object has been sent.
+INITIAL_EVENTS_END = "k8s.io/initial-events-end"
 _MAX_RETRY_DELAY = 10.0
 
 
@@ -65,6 +69,7 @@ class Informer:
         resync_period: float,
         stop: threading.Event,
         transform: Callable[[JsonObject], JsonObject] | None = None,
+        streaming: bool | None = None,
     ) -> None:
         self.api = api
         self.path = path
@@ -82,6 +87,9 @@ class Informer:
         self.last_error: str | None = None
         self._cached = CACHED_OBJECTS.labels(kind)
         self._resource_version = ""
+        # Whether the first sync uses a streaming list: None tries it and falls back to
+        # paged lists for good if the server refuses; False never tries.
+        self.streaming = streaming
 
     def add_handlers(self, handlers: Handlers) -> None:
         self._handlers.append(handlers)
@@ -108,10 +116,15 @@ class Informer:
         need_list = True
         while not self._stop.is_set():
             try:
-                if need_list:
-                    self._relist()
-                    need_list = False
-                self._watch_once()
+                if need_list and self.streaming is not False:
+                    # The stream goes on as the watch; where the server cannot stream,
+                    # the next round lists instead.
+                    need_list = not self._stream()
+                else:
+                    if need_list:
+                        self._relist()
+                        need_list = False
+                    self._watch_once()
                 delay = 0.5
             except ApiError as error:
                 self.connected = False
@@ -137,6 +150,55 @@ class Informer:
                 self._stop.wait(delay)
                 delay = min(delay * 2, _MAX_RETRY_DELAY)
 
+    def _stream(self) -> bool:
+        """Sync from a streaming list (a watch that starts with every object), then go on
+        watching on the same stream. True once synced; False when the server cannot stream
+        (``streaming`` is then False) or the stream ended before the initial state did.
+
+        The list arrives one object at a time instead of in pages of 500 whole objects, so
+        neither the API server nor we hold a page of them in memory.
+        """
+        fresh: dict[str, JsonObject] = {}
+        synced = False
+        timeout = random.randint(*_WATCH_TIMEOUT_RANGE)
+        try:
+            events = self.api.watch(
+                self.path,
+                resource_version="",
+                timeout_seconds=timeout,
+                send_initial_events=True,
+            )
+            for event in events:
+                if self._stop.is_set():
+                    return synced
+                if synced:
+                    self._apply(event)
+                    continue
+                kind = event.get("type")
+                obj = event.get("object") or {}
+                if kind == "ERROR":
+                    raise _event_error(obj)
+                if kind == "ADDED":
+                    compact = self._transform(obj)
+                    fresh[object_key(compact)] = compact
+                elif kind == "BOOKMARK" and _ends_initial_events(obj):
+                    self._install(fresh, str(metadata_of(obj).get("resourceVersion", "")))
+                    fresh = {}
+                    synced = True
+                    self.streaming = True
+        except ApiError as error:
+            # 400/422: an API server without streaming lists (WatchList off, or too old).
+            if not synced and error.status in (400, 422):
+                log.info("no streaming list, listing in pages", kind=self.kind)
+                self.streaming = False
+                return False
+            raise
+        if not synced and self.streaming is None:
+            # The stream ended without the end-of-list bookmark: a server that ignores
+            # sendInitialEvents. Paged lists are what it understands.
+            self.streaming = False
+        return synced
+
     def _relist(self) -> None:
         fresh: dict[str, JsonObject] = {}
 
@@ -145,7 +207,10 @@ class Informer:
                 compact = self._transform(item)
                 fresh[object_key(compact)] = compact
 
-        resource_version = self.api.list_paged(self.path, keep)
+        self._install(fresh, self.api.list_paged(self.path, keep))
+
+    def _install(self, fresh: dict[str, JsonObject], resource_version: str) -> None:
+        """Replace the cache with a full list; its differences go to the handlers."""
         with self._lock:
             previous = self._store
             self._store = fresh
@@ -173,32 +238,35 @@ class Informer:
         ):
             if self._stop.is_set():
                 return
-            self.connected = True
-            kind = event.get("type")
-            obj = event.get("object") or {}
-            if kind == "ERROR":
-                status = int(obj.get("code") or 0)
-                raise ApiError(status, str(obj.get("reason", "")), str(obj.get("message", "")))
-            version = metadata_of(obj).get("resourceVersion")
-            if version:
-                self._resource_version = str(version)
-            if kind == "BOOKMARK":
-                continue
-            obj = self._transform(obj)
-            key = object_key(obj)
-            with self._lock:
-                old = self._store.get(key)
-                if kind == "DELETED":
-                    self._store.pop(key, None)
-                else:
-                    self._store[key] = obj
-            self._cached.set(len(self._store))
+            self._apply(event)
+
+    def _apply(self, event: JsonDict) -> None:
+        """One watch event into the cache and to the handlers."""
+        self.connected = True
+        kind = event.get("type")
+        obj = event.get("object") or {}
+        if kind == "ERROR":
+            raise _event_error(obj)
+        version = metadata_of(obj).get("resourceVersion")
+        if version:
+            self._resource_version = str(version)
+        if kind == "BOOKMARK":
+            return
+        obj = self._transform(obj)
+        key = object_key(obj)
+        with self._lock:
+            old = self._store.get(key)
             if kind == "DELETED":
-                self._dispatch_delete(obj)
-            elif old is None:
-                self._dispatch_add(obj)
+                self._store.pop(key, None)
             else:
-                self._dispatch_update(old, obj)
+                self._store[key] = obj
+        self._cached.set(len(self._store))
+        if kind == "DELETED":
+            self._dispatch_delete(obj)
+        elif old is None:
+            self._dispatch_add(obj)
+        else:
+            self._dispatch_update(old, obj)
 
     def _resync_loop(self) -> None:
         # Jitter so that several informers do not resync in the same instant.
@@ -217,6 +285,16 @@ class Informer:
     def _dispatch_delete(self, obj: JsonObject) -> None:
         for handlers in self._handlers:
             _safely(handlers.on_delete, obj)
+
+
+def _event_error(status: JsonObject) -> ApiError:
+    code = int(status.get("code") or 0)
+    return ApiError(code, str(status.get("reason", "")), str(status.get("message", "")))
+
+
+def _ends_initial_events(bookmark: JsonObject) -> bool:
+    annotations = metadata_of(bookmark).get("annotations") or {}
+    return annotations.get(INITIAL_EVENTS_END) == "true"
 
 
 def _version(obj: JsonObject) -> Any:

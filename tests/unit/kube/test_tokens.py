@@ -1,28 +1,22 @@
-"""The bearer token is asked of the configuration (its refresh hook) once a second at most."""
+"""The bearer token is asked of the connection (a loader's refresh hook) once a second at most."""
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
-from kubernetes import client as k8s_client
 
 from nfs_provisioner.kube import client as kube_client
 from nfs_provisioner.kube.client import ApiClient
+from nfs_provisioner.kube.connection import Connection
 
 
 def _client(refreshes: list[int]) -> ApiClient:
-    configuration = k8s_client.Configuration()
-    configuration.host = "https://127.0.0.1:6443"
-    configuration.api_key = {"authorization": "token-0"}
-    configuration.api_key_prefix = {"authorization": "Bearer"}
-
-    def refresh(config: Any) -> None:
+    def authorization() -> str:
+        # Like an exec plugin's refresh: every call may give a new token.
         refreshes.append(1)
-        config.api_key["authorization"] = f"token-{len(refreshes)}"
+        return f"Bearer token-{len(refreshes)}"
 
-    configuration.refresh_api_key_hook = refresh
-    return ApiClient(configuration, qps=0, burst=1, pool_size=1, user_agent="test")
+    connection = Connection(host="https://127.0.0.1:6443", authorization=authorization)
+    return ApiClient(connection, qps=0, burst=1, pool_size=1, user_agent="test")
 
 
 def test_requests_within_a_second_reuse_the_token(monkeypatch: pytest.MonkeyPatch) -> None:
