@@ -87,6 +87,8 @@ class ClaimRecord:
     deleted_at: float | None = None
     # Its PV was seen at least once: what release must then have done can be checked.
     provisioned: bool = False
+    # Its claim was seen Bound: only then may it grow.
+    bound: bool = False
     requested_mi: int = 1
     resize_at: float | None = None
 

@@ -109,8 +109,13 @@ class FaultyProxy:
         except OSError:
             pass
         finally:
+            # shutdown, not only close: the other direction's thread is blocked in recv on
+            # one of these, and a close alone would neither wake it nor send the peer a FIN
+            # (the socket stays open until that recv returns), so a watch would hang.
             for end in (source, sink):
                 with self._lock:
                     self._connections.discard(end)
+                with contextlib.suppress(OSError):
+                    end.shutdown(socket.SHUT_RDWR)
                 with contextlib.suppress(OSError):
                     end.close()

@@ -173,7 +173,8 @@ class Soak:
                 for key, r in self.records.items()
                 if r.deleted_at is None
                 and key not in self.busy
-                and (operation.kind == "delete" or r.provisioned)
+                # Claims a pod has used: a delete then ends a whole lifecycle.
+                and r.bound
             )
             if not candidates:
                 return "skipped"
@@ -245,6 +246,8 @@ class Soak:
             except ApiError as error:
                 if error.is_not_found:
                     return "gone"
+                if error.status == 422:
+                    return "refused"
                 if 400 <= error.status < 500 and error.status not in (408, 409, 429):
                     raise
             except OSError:
@@ -319,7 +322,8 @@ class Soak:
                 run.hit = self.world.inject(fault)
             except Exception as error:
                 run.error = f"inject: {error}"
-            self._sleep_until(fault.at + fault.hold)
+            # Held for its time even when it started late (a slow heal of the one before).
+            self._sleep_until(run.started_at + fault.hold)
             try:
                 self.world.heal(fault, run.hit)
             except Exception as error:
@@ -446,6 +450,9 @@ class Soak:
             for record in self.records.values():
                 if record.volume in before.volumes or record.volume in after.volumes:
                     record.provisioned = True
+                claim = after.claims.get(record.key)
+                if claim is not None and claim.phase == "Bound":
+                    record.bound = True
             records = [ClaimRecord(**asdict(r)) for r in self.records.values()]
         self.pending.append(
             (round(now, 2), sum(1 for c in after.claims.values() if c.phase == "Pending"))
@@ -506,7 +513,7 @@ class Soak:
     def lifecycles(self) -> int:
         """Claims created, provisioned, deleted and released to the end (their PV gone)."""
         return (
-            sum(1 for r in self.records.values() if r.provisioned and r.deleted_at is not None)
+            sum(1 for r in self.records.values() if r.bound and r.deleted_at is not None)
             - self._unreleased()
         )
 
@@ -516,7 +523,7 @@ class Soak:
             return sum(
                 1
                 for r in self.records.values()
-                if r.provisioned and r.deleted_at is not None and r.volume in names
+                if r.bound and r.deleted_at is not None and r.volume in names
             )
         return 0
 

@@ -28,7 +28,7 @@ CLASSES: Final = {
 PATTERN_CLASS: Final = "soak-pattern"
 LATE_CLASS: Final = "soak-late"
 
-OPERATION_RATE: Final = 3.0  # operations per second, a Poisson process
+OPERATION_RATE: Final = 3.5  # operations per second, a Poisson process
 OPERATION_WEIGHTS: Final = {"create": 48, "delete": 45, "expand": 7}
 
 FIRST_FAULT_AT: Final = 8.0
