@@ -75,7 +75,7 @@ bench-quick: $(BENCH_STAMP) binaries
 # Two replicas, random claims and faults from the seed, invariants checked every second; the
 # report (JSON and plot) lands in .soak-results/. Needs root (NFS-Ganesha, fuse-nfs, tmpfs).
 SOAK_DURATION ?= 3m
-SOAK_SEED ?= 17
+SOAK_SEED ?= 147
 soak: $(BENCH_STAMP) binaries
 	$(PY) hack/soak --duration $(SOAK_DURATION) --seed $(SOAK_SEED)
 

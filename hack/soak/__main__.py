@@ -18,7 +18,7 @@ from soak.run import Soak
 from soak.schedule import Schedule, build_schedule, parse_duration
 from soak.world import SoakWorld, soak_world
 
-DEFAULT_SEED = 17
+DEFAULT_SEED = 147
 DEFAULT_DURATION = "3m"
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import Counter
 
 import pytest
+from soak.__main__ import DEFAULT_DURATION, DEFAULT_SEED
 from soak.schedule import (
     CLASSES,
     FAULT_HOLDS,
@@ -59,10 +60,10 @@ def test_a_30_minute_run_reaches_the_targets() -> None:
     assert {o.storage_class for o in schedule.operations} == set(CLASSES)
 
 
-def test_the_default_3_minute_run_injects_faults() -> None:
-    schedule = build_schedule(17, 180)
-    assert len(schedule.faults) >= 8
-    assert len({f.kind for f in schedule.faults}) >= 6
+def test_the_default_3_minute_run_injects_almost_every_kind_of_fault() -> None:
+    schedule = build_schedule(DEFAULT_SEED, parse_duration(DEFAULT_DURATION))
+    assert len(schedule.faults) >= 20
+    assert len({f.kind for f in schedule.faults}) >= len(FAULT_HOLDS) - 1
     assert all(0 <= o.at < 180 for o in schedule.operations)
 
 
