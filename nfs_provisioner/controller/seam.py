@@ -7,6 +7,7 @@ and record events; nothing else. Unit tests pass an in-memory fake of :class:`Cl
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Protocol
 
 from nfs_provisioner.kube import ApiClient, EventRecorder, Informer, JsonObject, resources
@@ -49,12 +50,15 @@ class KubeCluster:
         claims: Informer,
         volumes: Informer,
         classes: Informer,
+        fence: Callable[[], None] = lambda: None,
     ) -> None:
         self.api = api
         self.events = events
         self.claims = claims
         self.volumes = volumes
         self.classes = classes
+        # Called before every write: does not return once this instance may no longer act.
+        self.fence = fence
 
     def cached_claim(self, key: str) -> JsonObject | None:
         return self.claims.get(key)
@@ -69,15 +73,19 @@ class KubeCluster:
         return resources.get_volume(self.api, name)
 
     def create_volume(self, body: JsonObject) -> JsonObject:
+        self.fence()
         return resources.create_volume(self.api, body)
 
     def delete_volume(self, name: str, *, uid: str | None) -> None:
+        self.fence()
         resources.delete_volume(self.api, name, uid=uid)
 
     def patch_volume(self, name: str, patch: JsonObject) -> JsonObject:
+        self.fence()
         return resources.patch_volume(self.api, name, patch)
 
     def patch_claim_status(self, namespace: str, name: str, patch: JsonObject) -> JsonObject:
+        self.fence()
         return resources.patch_claim_status(self.api, namespace, name, patch)
 
     def record_event(
