@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Final
 
+ARCHIVE_PREFIX: Final = "archived-"
 # A directory with no PV may exist between mkdir and the PV's save, which a fault may hold up.
 UNEXPLAINED_GRACE: Final = 60.0
 # After the last fault heals, every claim is Bound, every released volume gone and every resize
@@ -235,8 +236,11 @@ def _directories(
                     grace=UNEXPLAINED_GRACE,
                 )
             )
+    released = [r for r in records if r.fate == "archive" and r.deleted_at is not None]
     for archive in export.archives:
-        if archive not in export.markers:
+        if archive not in export.markers and not any(
+            unregistered_archive(r.directory, {archive: ""}) for r in released
+        ):
             found.append(
                 Finding(
                     f"unexplained/{archive}",
@@ -260,6 +264,8 @@ def _released(
         pv = record.volume
         expected = record.content
         archive = archive_of.get(pv)
+        if archive is None and record.fate == "archive":
+            archive = unregistered_archive(record.directory, export.archives)
         if record.fate == "delete":
             if record.directory in export.directories or archive is not None:
                 found.append(
@@ -310,6 +316,22 @@ def _released(
                 )
             )
     return found
+
+
+def unregistered_archive(directory: str, archives: Mapping[str, str]) -> str | None:
+    """The archive of ``directory`` by its name, when the registry has no marker for it.
+
+    The provisioner renames a released directory to ``archived-<its name>`` (a dated name if
+    that is taken), then writes its marker; a marker it cannot write (a full export) does not
+    fail the deletion, and the archive then just never expires (README, "Archive retention").
+    """
+    base = ARCHIVE_PREFIX + directory.rsplit("/", 1)[-1]
+    found = sorted(a for a in archives if a == base or a.startswith(base + "-"))
+    return found[0] if found else None
+
+
+def unregistered_archives(export: ExportView) -> list[str]:
+    return sorted(a for a in export.archives if a not in export.markers)
 
 
 @dataclass(frozen=True)

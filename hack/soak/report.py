@@ -50,6 +50,7 @@ def summary(soak: Soak) -> dict[str, Any]:
         ],
         "replica_restarts": [r.restarts for r in soak.world.replicas],
         "snapshots_checked": soak.snapshots,
+        "archives_without_marker": soak.archives_without_marker,
         # What the lease-term check read from the replicas' logs: it is not vacuous.
         "log_records_checked": dict(sorted(Counter(r.event for r in soak.log_records).items())),
         "violations": [asdict(v) for v in soak.violations],

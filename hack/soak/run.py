@@ -34,6 +34,7 @@ from soak.invariants import (
     VolumeView,
     acts_outside_own_term,
     check,
+    unregistered_archives,
     unsettled,
 )
 from soak.schedule import CLASSES, LATE_CLASS, NAMESPACES, PATTERN_CLASS, Fault, Operation, Schedule
@@ -86,6 +87,8 @@ class Soak:
     errors: list[str] = field(default_factory=list)
     final_convergence: float | None = None
     snapshots: int = 0
+    # Archives the registry has no marker for (written while the export was full), last seen.
+    archives_without_marker: list[str] = field(default_factory=list)
     started: float = 0.0
     stop: threading.Event = field(default_factory=threading.Event)
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -458,6 +461,7 @@ class Soak:
             (round(now, 2), sum(1 for c in after.claims.values() if c.phase == "Pending"))
         )
         self._read_logs()
+        self.archives_without_marker = unregistered_archives(export)
         findings = check(before, after, export, records, self._sentinel)
         findings += acts_outside_own_term(self.log_records)
         if final:

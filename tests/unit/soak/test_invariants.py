@@ -211,3 +211,17 @@ def test_unsettled_names_what_has_not_converged() -> None:
         "PV pvc-u2 of deleted claim ns/c-u2 not released",
         "claim ns/c-u3 not resized to 2Mi",
     ]
+
+
+def test_an_archive_whose_marker_could_not_be_written_is_found_by_its_name() -> None:
+    """A full export: the directory was renamed, its registry marker not written (documented:
+    such an archive never expires). The content must still be there, byte for byte."""
+    api = _api([], [])
+    archived = _record("u2", "archive", deleted_at=1.0)
+    kept = _export({}, {"archived-ns-c-pvc-u2": DATA}, {})
+    assert check(api, api, kept, [archived], "sentinel") == []
+    changed = _export({}, {"archived-ns-c-pvc-u2": "changed"}, {})
+    assert _kinds(check(api, api, changed, [archived], "sentinel")) == ["archive-content-changed"]
+    # An unregistered archive of no released volume is unexplained.
+    stray = _export({}, {"archived-someone-else": DATA}, {})
+    assert "unexplained-directory" in _kinds(check(api, api, stray, [archived], "sentinel"))
