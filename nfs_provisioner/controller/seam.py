@@ -57,7 +57,9 @@ class KubeCluster:
         self.claims = claims
         self.volumes = volumes
         self.classes = classes
-        # Called before every write: does not return once this instance may no longer act.
+        # Called before and after every write: does not return once this instance may no
+        # longer act. After: a write the process was stopped in (SIGSTOP) while another
+        # instance took the lease ends the process before it goes on to act on its result.
         self.fence = fence
 
     def cached_claim(self, key: str) -> JsonObject | None:
@@ -74,19 +76,26 @@ class KubeCluster:
 
     def create_volume(self, body: JsonObject) -> JsonObject:
         self.fence()
-        return resources.create_volume(self.api, body)
+        created = resources.create_volume(self.api, body)
+        self.fence()
+        return created
 
     def delete_volume(self, name: str, *, uid: str | None) -> None:
         self.fence()
         resources.delete_volume(self.api, name, uid=uid)
+        self.fence()
 
     def patch_volume(self, name: str, patch: JsonObject) -> JsonObject:
         self.fence()
-        return resources.patch_volume(self.api, name, patch)
+        patched = resources.patch_volume(self.api, name, patch)
+        self.fence()
+        return patched
 
     def patch_claim_status(self, namespace: str, name: str, patch: JsonObject) -> JsonObject:
         self.fence()
-        return resources.patch_claim_status(self.api, namespace, name, patch)
+        patched = resources.patch_claim_status(self.api, namespace, name, patch)
+        self.fence()
+        return patched
 
     def record_event(
         self, involved: JsonObject, event_type: str, reason: str, message: str
