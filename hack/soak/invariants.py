@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Final
 
+from nfs_provisioner.nfs.filesystem import staging_name
+
 ARCHIVE_PREFIX: Final = "archived-"
 # A directory with no PV may exist between mkdir and the PV's save, which a fault may hold up.
 UNEXPLAINED_GRACE: Final = 60.0
@@ -225,6 +227,9 @@ def _directories(
     explained = {
         v.directory for view in (before, after) for v in view.volumes.values() if v.directory
     }
+    # A staging directory an attempt left behind (stopped or killed mid-provisioning) is the
+    # provisioner's while its volume exists, and goes with it.
+    explained |= {staging_of(directory) for directory in explained}
     explained |= {r.directory for r in records if r.fate == "retain" and r.deleted_at is not None}
     for directory in export.directories:
         if directory not in explained:
@@ -316,6 +321,12 @@ def _released(
                 )
             )
     return found
+
+
+def staging_of(directory: str) -> str:
+    """Where the provisioner makes ``directory`` before renaming it into place."""
+    parent, _, leaf = directory.rpartition("/")
+    return f"{parent}/{staging_name(leaf)}" if parent else staging_name(leaf)
 
 
 def unregistered_archive(directory: str, archives: Mapping[str, str]) -> str | None:

@@ -239,6 +239,7 @@ class NFSBackend:
         """
         export, directory = self.exports.locate(pv)
         root = self._roots[export]
+        self._clear_staging(root, directory)
         # Like Go, a directory that is already gone needs no policy, so even a class whose
         # parameters are now refused cannot block the PV's deletion.
         if not root.exists(directory):
@@ -261,6 +262,15 @@ class NFSBackend:
             return DeleteOutcome.ALREADY_GONE
         self._mark_archive(root, archived, directory, pv, storage_class, options)
         return DeleteOutcome.ARCHIVED
+
+    def _clear_staging(self, root: ExportRoot, directory: PurePosixPath) -> None:
+        """A staging directory left for this volume's directory goes with the volume; one that
+        cannot be removed now is no reason to keep the volume."""
+        try:
+            if root.clear_staging(directory):
+                log.info("removed a staging directory left behind", directory=str(directory))
+        except BackendError as error:
+            log.warning("cannot remove a staging directory left behind", error=str(error))
 
     def _still_used(self, pv: Mapping[str, Any], export: Export, directory: PurePosixPath) -> bool:
         """True if other PVs use exactly this directory; refuses one that holds other volumes."""

@@ -13,6 +13,7 @@ from nfs_provisioner.nfs import (
     UnsupportedClaimError,
 )
 from nfs_provisioner.nfs.archives import REGISTRY
+from nfs_provisioner.nfs.filesystem import staging_name
 
 PV = "pvc-0f1e2d3c-4b5a-6978-8695-a4b3c2d1e0f9"
 DEFAULT_DIRECTORY = f"ns-claim-{PV}"
@@ -236,3 +237,36 @@ def test_nested_default_export_root_round_trip(tmp_path: Path) -> None:
     assert backend.delete(volume, storage_class(onDelete="delete")) is DeleteOutcome.REMOVED
     assert [p.name for p in tmp_path.iterdir()] == ["ns"]
     assert list((tmp_path / "ns").iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    ("parameters", "outcome"),
+    [
+        ({"onDelete": "delete"}, DeleteOutcome.REMOVED),
+        ({"archiveOnDelete": "true"}, DeleteOutcome.ARCHIVED),
+        ({"onDelete": "retain"}, DeleteOutcome.RETAINED),
+    ],
+)
+def test_a_staging_directory_left_behind_goes_with_the_volume(
+    backend: NFSBackend, export: Path, parameters: dict[str, str], outcome: DeleteOutcome
+) -> None:
+    """Found by the soak (hack/soak): a leader stopped past its lease mid-provisioning ended
+    between making the staging directory and renaming it, while the new leader provisioned the
+    claim; no later attempt came to clear it."""
+    volume = provision(backend, **parameters)
+    left = export / staging_name(DEFAULT_DIRECTORY)
+    left.mkdir()
+    (left / "partial").write_text("half a copy")
+    assert backend.delete(volume, storage_class(**parameters)) is outcome
+    assert not left.exists()
+
+
+def test_a_staging_directory_of_a_gone_volume_is_cleared_too(
+    backend: NFSBackend, export: Path
+) -> None:
+    volume = provision(backend)
+    (export / DEFAULT_DIRECTORY).rmdir()
+    left = export / staging_name(DEFAULT_DIRECTORY)
+    left.mkdir()
+    assert backend.delete(volume, storage_class()) is DeleteOutcome.ALREADY_GONE
+    assert list(export.iterdir()) == []

@@ -15,6 +15,7 @@ from soak.invariants import (
     VolumeView,
     acts_outside_own_term,
     check,
+    staging_of,
     unsettled,
 )
 
@@ -225,3 +226,13 @@ def test_an_archive_whose_marker_could_not_be_written_is_found_by_its_name() -> 
     # An unregistered archive of no released volume is unexplained.
     stray = _export({}, {"archived-someone-else": DATA}, {})
     assert "unexplained-directory" in _kinds(check(api, api, stray, [archived], "sentinel"))
+
+
+def test_a_staging_directory_is_explained_only_while_its_volume_exists() -> None:
+    left_behind = {"ns-c-pvc-u1": DATA, staging_of("ns-c-pvc-u1"): ""}
+    live = _api([_claim("u1")], [_volume("u1")])
+    assert check(live, live, _export(left_behind), [_record("u1", "delete")], "sentinel") == []
+    gone = _api([], [])
+    record = _record("u1", "delete", deleted_at=1.0)
+    findings = check(gone, gone, _export({staging_of("ns-c-pvc-u1"): ""}), [record], "sentinel")
+    assert _kinds(findings) == ["unexplained-directory"]
