@@ -358,12 +358,22 @@ class NFSBackend:
     def _record_marker(self, pv_name: str, export: Export, marker: ArchiveMarker) -> None:
         """Write the marker into the registry; if the export refuses it (full, read-only, the
         server away), keep it and fail the deletion, so the PV stays and the retry writes it.
+        A registry whose place something else took is refused for good: then the archive
+        stands unregistered, as before.
 
         Found by the soak (hack/soak): deleting the PV anyway left archives the registry never
         knew, which neither expire nor can be restored by claim, after a passing fault.
         """
         try:
             archives.record(self._roots[export], marker)
+        except UnsafePathError as error:
+            # Not the export failing for a while but the registry's place taken (a file, a
+            # link): no retry mends that, so the archive stands, never expiring on its own.
+            log.warning(
+                "cannot write the archive marker; this archive will not expire on its own",
+                archive=marker.archive,
+                error=str(error),
+            )
         except BackendError as error:
             with self._markers_lock:
                 self._unwritten_markers[pv_name] = (export, marker)
