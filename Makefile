@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: test test-full demo lint unit e2e nfs binaries image pin bench bench-quick clean help
+.PHONY: test test-full demo lint unit e2e nfs binaries image pin bench bench-quick soak clean help
 BENCH_STAMP := $(VENV)/.bench-installed
 
 help:
@@ -14,6 +14,8 @@ help:
 	@echo "make image  - build the container image with podman, tagged as the chart's image.*"
 	@echo "make bench  - burst benchmark against the Go provisioner and the floor (~25 min)"
 	@echo "make bench-quick - N = 100, one round, ours and the floor only (~1 min)"
+	@echo "make soak   - seeded chaos soak with invariants checked all the time (root; 3 min;"
+	@echo "              SOAK_DURATION=30m SOAK_SEED=n for others); report in .soak-results/"
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python >= 3.11 is required")'
@@ -72,6 +74,13 @@ bench: $(BENCH_STAMP) binaries
 
 bench-quick: $(BENCH_STAMP) binaries
 	$(PY) -m benchmarks --quick
+
+# Two replicas, random claims and faults from the seed, invariants checked every second; the
+# report (JSON and plot) lands in .soak-results/. Needs root (NFS-Ganesha, fuse-nfs, tmpfs).
+SOAK_DURATION ?= 3m
+SOAK_SEED ?= 147
+soak: $(BENCH_STAMP) binaries
+	$(PY) hack/soak --duration $(SOAK_DURATION) --seed $(SOAK_SEED)
 
 pin: $(STAMP)
 	$(PY) hack/pin_versions.py

@@ -193,6 +193,13 @@ def _serve(
             on_started_leading=start_leading,
             on_stopped_leading=stop_leading,
         )
+
+        def fence() -> None:
+            if not elector.holds_lease():
+                log.error("the leader lease is past its renew deadline: stopping")
+                stop_leading()
+
+        controller.fence = fence
         elector.run(stop)
     else:
         start_leading()

@@ -156,8 +156,15 @@ class NfsWorld:
     mount_points: set[Path] = field(default_factory=set)
     ganesha: subprocess.Popen[bytes] | None = None
     rpcbind: subprocess.Popen[bytes] | None = None
+    # A tmpfs of this size (``mount -o size=``) under every export, so a test can fill it or
+    # shrink it (``resize_exports``); None: the exports are plain directories.
+    exports_size: str | None = None
 
     server = SERVER
+
+    @property
+    def exports_root(self) -> Path:
+        return self.workdir / "exports"
 
     @property
     def config_path(self) -> Path:
@@ -168,8 +175,10 @@ class NfsWorld:
         return self.workdir / "ganesha.log"
 
     def add_exports(self, squashes: Mapping[str, Squash]) -> None:
-        root = self.workdir / "exports"
+        root = self.exports_root
         root.mkdir(exist_ok=True)
+        if self.exports_size is not None and not _is_mounted(root):
+            self._mount_options_on_exports(f"size={self.exports_size}", mount=True)
         root.chmod(0o755)
         for name, squash in squashes.items():
             path = root / name
@@ -196,6 +205,27 @@ NFSV4 {{ Graceless = true; RecoveryBackend = fs; RecoveryRoot = "{recovery}"; }}
 NFS_KRB5 {{ Active_krb5 = false; }}
 """
         self.config_path.write_text(core + "".join(map(_export_block, self.exports.values())))
+
+    def _mount_options_on_exports(self, options: str, *, mount: bool = False) -> None:
+        argv = ["mount", "-t", "tmpfs", "-o", f"{options},mode=0755", "nfsworld-exports"]
+        if not mount:
+            argv = ["mount", "-o", f"remount,{options}"]
+        result = subprocess.run(
+            [*argv, str(self.exports_root)], capture_output=True, text=True, check=False
+        )
+        if result.returncode != 0:
+            raise NfsWorldError(
+                f"cannot {'mount' if mount else 'remount'} the exports' tmpfs with {options}: "
+                f"{result.stderr.strip()}"
+            )
+
+    def resize_exports(self, *, size: str, inodes: str) -> None:
+        """Remount the exports' tmpfs with a new size and inode count (``exports_size``
+        worlds only): at or under what is in use, every new file or directory fails ENOSPC.
+        The kernel refuses fewer inodes than are in use (NfsWorldError)."""
+        if self.exports_size is None:
+            raise NfsWorldError("resize_exports needs a world started with exports_size")
+        self._mount_options_on_exports(f"size={size},nr_inodes={inodes}")
 
     # --- rpcbind -------------------------------------------------------------------------
 
@@ -393,6 +423,8 @@ NFS_KRB5 {{ Active_krb5 = false; }}
         for mount in list(self.mounts):
             self.unmount(mount)
         self.stop_server()
+        if self.exports_size is not None and _is_mounted(self.exports_root):
+            subprocess.run(["umount", str(self.exports_root)], capture_output=True, check=False)
         if self.rpcbind is not None and self.rpcbind.poll() is None:
             self.rpcbind.terminate()
             try:
@@ -454,10 +486,12 @@ def start_nfs_world(
     *,
     tools: Tools | None = None,
     workdir: Path | None = None,
+    exports_size: str | None = None,
 ) -> Iterator[NfsWorld]:
     """Run rpcbind, ganesha and the mounts made in the block; always stop and check them.
 
-    ``exports`` maps export names to their squash (default: one ``export`` with root_squash).
+    ``exports`` maps export names to their squash (default: one ``export`` with root_squash);
+    ``exports_size`` puts them on a tmpfs of that size, which ``resize_exports`` can fill.
     """
     if os.geteuid() != 0:
         raise NfsWorldError(
@@ -465,19 +499,25 @@ def start_nfs_world(
             "exports are created and checked on the server's side"
         )
     tools = tools or ensure_tools()
-    with _one_world_at_a_time(), _running_world(tools, workdir, exports) as world:
+    with (
+        _one_world_at_a_time(),
+        _running_world(tools, workdir, exports, exports_size) as world,
+    ):
         yield world
 
 
 @contextlib.contextmanager
 def _running_world(
-    tools: Tools, workdir: Path | None, exports: Mapping[str, Squash] | None
+    tools: Tools,
+    workdir: Path | None,
+    exports: Mapping[str, Squash] | None,
+    exports_size: str | None = None,
 ) -> Iterator[NfsWorld]:
     owned = workdir is None
     directory = Path(tempfile.mkdtemp(prefix="nfs-provisioner-nfs-")) if owned else workdir
     assert directory is not None
     directory.chmod(0o755)
-    world = NfsWorld(tools=tools, workdir=directory)
+    world = NfsWorld(tools=tools, workdir=directory, exports_size=exports_size)
     previous = signal.getsignal(signal.SIGTERM)
     if previous in (signal.SIG_DFL, None):
         # Turn SIGTERM into an exception so the finally block below still runs.

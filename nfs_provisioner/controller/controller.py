@@ -79,6 +79,9 @@ class ProvisionController:
         self.settings = settings
         self.events = events
         self.stop = stop
+        # Called before every operation and every write; with leader election, it ends the
+        # process once this instance's lease is past its renew deadline (see daemon.py).
+        self.fence: Callable[[], None] = lambda: None
         name = settings.provisioner_name
         self.claims = Informer(
             api,
@@ -130,7 +133,13 @@ class ProvisionController:
             )
         )
         cluster = KubeCluster(
-            api, events, claims=self.claims, volumes=self.volumes, classes=self.classes
+            api,
+            events,
+            claims=self.claims,
+            volumes=self.volumes,
+            classes=self.classes,
+            # Late-bound: the daemon sets fence after construction.
+            fence=self._fence,
         )
         self.copies = CopyPool(settings.clone_workers, self.claim_queue.add)
         self.claim_reconciler = ClaimReconciler(
@@ -259,12 +268,16 @@ class ProvisionController:
                 # The class may just have been allowed to expand volumes.
                 self.resize_queue.add(claim_key(claim))
 
+    def _fence(self) -> None:
+        self.fence()
+
     def _work(self, queue: WorkQueue, sync: Callable[[str], None]) -> None:
         while True:
             key = queue.get()
             if key is None:
                 return
             try:
+                self.fence()
                 with self.watch.track(queue.name, key):
                     sync(key)
                 queue.forget(key)

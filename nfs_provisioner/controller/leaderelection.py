@@ -2,6 +2,12 @@
 
 Expiry is judged on this process's monotonic clock from the moment it last saw the lease
 record change, so clock skew between nodes cannot make two instances lead at once.
+
+A leader counts its lease from the moment it *sent* the renewal that succeeded (the server
+stored it later, and the others saw it later still), and no lease call may outlast the renew
+deadline: a call that hangs on a stalled connection ends with the deadline, and the leader
+stops leading then, before any other instance can take the lease (lease duration > renew
+deadline). Waiting for the call instead would let it lead on, beside the new leader.
 """
 
 from __future__ import annotations
@@ -52,6 +58,17 @@ class LeaderElector:
         self._observed_at = 0.0
         self._lease: dict[str, Any] | None = None
         self.is_leader = False
+        # When the last renewal that succeeded was sent, on the monotonic clock.
+        self._renewed_at = 0.0
+
+    def holds_lease(self) -> bool:
+        """True while this instance leads within its renew deadline, by its own clock.
+
+        The workers ask before every operation and every write: a process stopped past its
+        deadline (SIGSTOP, a VM paused) finds it false the moment it runs again, before its
+        elector thread has had a turn to notice, while another instance may already lead.
+        """
+        return self.is_leader and time.monotonic() - self._renewed_at < self.settings.renew_deadline
 
     def run(self, stop: threading.Event) -> None:
         """Acquire, then renew until the lease is lost or ``stop`` is set (then release)."""
@@ -62,7 +79,9 @@ class LeaderElector:
             identity=self.identity,
         )
         while not stop.is_set():
-            if self._try_acquire_or_renew():
+            sent = time.monotonic()
+            if self._try_acquire_or_renew(timeout=s.renew_deadline):
+                self._renewed_at = sent
                 break
             stop.wait(s.retry_period)
         if stop.is_set():
@@ -70,22 +89,29 @@ class LeaderElector:
         self.is_leader = True
         log.info("became leader", lease=f"{s.namespace}/{s.lease_name}", identity=self.identity)
         self._on_started()
-        last_renew = time.monotonic()
         while not stop.wait(s.retry_period):
-            if self._try_acquire_or_renew():
-                last_renew = time.monotonic()
-            elif time.monotonic() - last_renew > s.renew_deadline:
+            sent = time.monotonic()
+            left = s.renew_deadline - (sent - self._renewed_at)
+            if left > 0 and self._try_acquire_or_renew(timeout=left):
+                self._renewed_at = sent
+            elif time.monotonic() - self._renewed_at >= s.renew_deadline:
                 self.is_leader = False
                 log.error("lost the leader lease", lease=f"{s.namespace}/{s.lease_name}")
                 self._on_stopped()
                 return
         self._release()
 
-    def _try_acquire_or_renew(self) -> bool:
+    def _try_acquire_or_renew(self, *, timeout: float) -> bool:
+        """One attempt, all of whose calls end within ``timeout`` seconds."""
         s = self.settings
         now = api_time(micro=True)
+        deadline = time.monotonic() + timeout
+
+        def left() -> float:
+            return max(0.001, deadline - time.monotonic())
+
         try:
-            lease = get_lease(self.api, s.namespace, s.lease_name)
+            lease = get_lease(self.api, s.namespace, s.lease_name, timeout=left())
         except ApiError as error:
             if not error.is_not_found:
                 log.warning("cannot read the leader lease", error=str(error))
@@ -102,6 +128,7 @@ class LeaderElector:
                         "renewTime": now,
                         "leaseTransitions": 0,
                     },
+                    timeout=left(),
                 )
             except ApiError as create_error:
                 log.info("could not create the leader lease", error=str(create_error))
@@ -125,7 +152,7 @@ class LeaderElector:
         )
         lease["spec"] = new_spec
         try:
-            self._lease = update_lease(self.api, lease)
+            self._lease = update_lease(self.api, lease, timeout=left())
         except ApiError as error:
             log.info("could not update the leader lease", error=str(error))
             return False
@@ -148,7 +175,7 @@ class LeaderElector:
             renewTime=api_time(micro=True),
         )
         try:
-            update_lease(self.api, lease)
+            update_lease(self.api, lease, timeout=self.settings.renew_deadline)
             log.info("released the leader lease")
         except ApiError as error:
             log.warning("could not release the leader lease", error=str(error))

@@ -7,6 +7,7 @@ and record events; nothing else. Unit tests pass an in-memory fake of :class:`Cl
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Protocol
 
 from nfs_provisioner.kube import ApiClient, EventRecorder, Informer, JsonObject, resources
@@ -49,12 +50,17 @@ class KubeCluster:
         claims: Informer,
         volumes: Informer,
         classes: Informer,
+        fence: Callable[[], None] = lambda: None,
     ) -> None:
         self.api = api
         self.events = events
         self.claims = claims
         self.volumes = volumes
         self.classes = classes
+        # Called before and after every write: does not return once this instance may no
+        # longer act. After: a write the process was stopped in (SIGSTOP) while another
+        # instance took the lease ends the process before it goes on to act on its result.
+        self.fence = fence
 
     def cached_claim(self, key: str) -> JsonObject | None:
         return self.claims.get(key)
@@ -69,16 +75,27 @@ class KubeCluster:
         return resources.get_volume(self.api, name)
 
     def create_volume(self, body: JsonObject) -> JsonObject:
-        return resources.create_volume(self.api, body)
+        self.fence()
+        created = resources.create_volume(self.api, body)
+        self.fence()
+        return created
 
     def delete_volume(self, name: str, *, uid: str | None) -> None:
+        self.fence()
         resources.delete_volume(self.api, name, uid=uid)
+        self.fence()
 
     def patch_volume(self, name: str, patch: JsonObject) -> JsonObject:
-        return resources.patch_volume(self.api, name, patch)
+        self.fence()
+        patched = resources.patch_volume(self.api, name, patch)
+        self.fence()
+        return patched
 
     def patch_claim_status(self, namespace: str, name: str, patch: JsonObject) -> JsonObject:
-        return resources.patch_claim_status(self.api, namespace, name, patch)
+        self.fence()
+        patched = resources.patch_claim_status(self.api, namespace, name, patch)
+        self.fence()
+        return patched
 
     def record_event(
         self, involved: JsonObject, event_type: str, reason: str, message: str

@@ -90,7 +90,7 @@ class ApiClient:
                 self._url(path, params),
                 body=data,
                 headers=self._headers(content_type if data is not None else None),
-                timeout=urllib3.Timeout(connect=10.0, read=timeout),
+                timeout=urllib3.Timeout(connect=min(10.0, timeout), read=timeout),
             )
         except urllib3.exceptions.HTTPError as error:
             raise ApiError(0, "TransportError", f"{method} {path}: {error}") from error

@@ -1,6 +1,7 @@
 """The NFS backend: provision a directory per claim and dispose of it when the volume goes."""
 
 import os
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import PurePosixPath
@@ -63,6 +64,9 @@ class NFSBackend:
         self.exports = ExportSet(default, extra_exports)
         self._roots = {export: ExportRoot(export.mount_path) for export in self.exports.exports}
         self.owners = DirectoryOwners()
+        # PV name -> the marker of its archive, made but not yet written to the registry.
+        self._unwritten_markers: dict[str, tuple[Export, ArchiveMarker]] = {}
+        self._markers_lock = threading.Lock()
 
     def root_of(self, export: Export) -> ExportRoot:
         return self._roots[export]
@@ -239,6 +243,13 @@ class NFSBackend:
         """
         export, directory = self.exports.locate(pv)
         root = self._roots[export]
+        with self._markers_lock:
+            unwritten = self._unwritten_markers.pop(object_name(pv), None)
+        if unwritten is not None:
+            # Archived on an earlier attempt, whose marker the export refused (full, say).
+            self._record_marker(object_name(pv), *unwritten)
+            return DeleteOutcome.ARCHIVED
+        self._clear_staging(root, directory)
         # Like Go, a directory that is already gone needs no policy, so even a class whose
         # parameters are now refused cannot block the PV's deletion.
         if not root.exists(directory):
@@ -259,8 +270,27 @@ class NFSBackend:
         archived = root.archive_directory(directory, ARCHIVE_PREFIX + directory.name)
         if archived is None:
             return DeleteOutcome.ALREADY_GONE
-        self._mark_archive(root, archived, directory, pv, storage_class, options)
+        try:
+            marker = self._archive_marker(root, archived, directory, pv, storage_class, options)
+        except BackendError as error:
+            log.warning(
+                "cannot read the archive's inode; this archive will not expire on its own",
+                archive=archived,
+                error=str(error),
+            )
+            return DeleteOutcome.ARCHIVED
+        if marker is not None:
+            self._record_marker(object_name(pv), export, marker)
         return DeleteOutcome.ARCHIVED
+
+    def _clear_staging(self, root: ExportRoot, directory: PurePosixPath) -> None:
+        """A staging directory left for this volume's directory goes with the volume; one that
+        cannot be removed now is no reason to keep the volume."""
+        try:
+            if root.clear_staging(directory):
+                log.info("removed a staging directory left behind", directory=str(directory))
+        except BackendError as error:
+            log.warning("cannot remove a staging directory left behind", error=str(error))
 
     def _still_used(self, pv: Mapping[str, Any], export: Export, directory: PurePosixPath) -> bool:
         """True if other PVs use exactly this directory; refuses one that holds other volumes."""
@@ -297,7 +327,7 @@ class NFSBackend:
             return DeleteOutcome.REMOVED
         return DeleteOutcome.RETAINED
 
-    def _mark_archive(
+    def _archive_marker(
         self,
         root: ExportRoot,
         archive: str,
@@ -305,36 +335,53 @@ class NFSBackend:
         pv: Mapping[str, Any],
         storage_class: Mapping[str, Any] | None,
         options: ClassOptions | None,
-    ) -> None:
-        """Record when, from where and under which retention the directory was archived.
+    ) -> ArchiveMarker | None:
+        """What the registry records of an archive just made: when, from where, under which
+        retention, and its inode, so that only what the provisioner archived itself can ever
+        expire. None if the archive is gone already."""
+        found = root.directory_id(PurePosixPath(archive))
+        if found is None:
+            return None
+        claim_ref = spec_of(pv).get("claimRef") or {}
+        return ArchiveMarker(
+            archived_at=datetime.now(UTC),
+            retention=None if options is None else options.archive_retention,
+            storage_class=_class_name(pv, storage_class),
+            volume=object_name(pv) or None,
+            archive=archive,
+            inode=found[1],
+            source=str(directory),
+            claim_namespace=claim_ref.get("namespace") or None,
+            claim_name=claim_ref.get("name") or None,
+        )
 
-        Written after the rename, into the registry, with the archive's inode: only what the
-        provisioner archived itself can ever expire. A marker that cannot be written is no
-        reason to fail the deletion; that archive just never expires on its own.
+    def _record_marker(self, pv_name: str, export: Export, marker: ArchiveMarker) -> None:
+        """Write the marker into the registry; if the export refuses it (full, read-only, the
+        server away), keep it and fail the deletion, so the PV stays and the retry writes it.
+        A registry whose place something else took is refused for good: then the archive
+        stands unregistered, as before.
+
+        Found by the soak (hack/soak): deleting the PV anyway left archives the registry never
+        knew, which neither expire nor can be restored by claim, after a passing fault.
         """
         try:
-            found = root.directory_id(PurePosixPath(archive))
-            if found is None:
-                return
-            claim_ref = spec_of(pv).get("claimRef") or {}
-            marker = ArchiveMarker(
-                archived_at=datetime.now(UTC),
-                retention=None if options is None else options.archive_retention,
-                storage_class=_class_name(pv, storage_class),
-                volume=object_name(pv) or None,
-                archive=archive,
-                inode=found[1],
-                source=str(directory),
-                claim_namespace=claim_ref.get("namespace") or None,
-                claim_name=claim_ref.get("name") or None,
-            )
-            archives.record(root, marker)
-        except BackendError as error:
+            archives.record(self._roots[export], marker)
+        except UnsafePathError as error:
+            # Not the export failing for a while but the registry's place taken (a file, a
+            # link): no retry mends that, so the archive stands, never expiring on its own.
             log.warning(
                 "cannot write the archive marker; this archive will not expire on its own",
-                archive=archive,
+                archive=marker.archive,
                 error=str(error),
             )
+        except BackendError as error:
+            with self._markers_lock:
+                self._unwritten_markers[pv_name] = (export, marker)
+            raise BackendError(
+                f"archived the volume's directory as {quote(marker.archive)} but cannot record "
+                f"it in the export's registry of archives: {error}; the PersistentVolume is kept "
+                "and recording is retried"
+            ) from error
 
     def expand(self, pv: Mapping[str, Any], requested: str) -> str:
         """Nothing to do on the export: NFS cannot limit a directory's size, so growing a

@@ -74,7 +74,7 @@ class ExportRoot:
         umask, as Go's MkdirAll gives them.
         """
         parents, leaf = self._split(rel)
-        staging = STAGING_PREFIX + hashlib.sha256(os.fsencode(leaf)).hexdigest()[:32]
+        staging = staging_name(leaf)
         with self._open_root() as root_fd, self._walk(root_fd, parents, create=True) as fd:
             assert fd is not None  # create=True never yields None
             if self._is_directory(fd, leaf, rel):
@@ -102,6 +102,22 @@ class ExportRoot:
                 # Made by somebody else meanwhile: reuse theirs, as if it had been there.
                 self._drop_staging(fd, staging, here)
             return created
+
+    def clear_staging(self, rel: PurePosixPath) -> bool:
+        """Remove the staging directory of rel, if one is left; True if one was.
+
+        An attempt that ends between making its staging directory and renaming it (the process
+        killed, or stopped once its lease is lost) leaves it behind. The next attempt for the
+        same directory clears it; when another instance has provisioned the volume meanwhile,
+        none comes, so the volume's release clears it.
+        """
+        parents, leaf = self._split(rel)
+        staging = staging_name(leaf)
+        with self._open_root() as root_fd, self._walk(root_fd, parents) as fd:
+            if fd is None or not self._is_directory(fd, staging, rel.parent / staging):
+                return False
+            self._clear_staging(fd, staging, rel.parent / staging)
+        return True
 
     def _clear_staging(self, fd: int, staging: str, here: PurePosixPath) -> None:
         """Remove a staging directory an attempt that died left behind (with a partial copy,
@@ -550,6 +566,11 @@ def _fit(name: str, suffix: str) -> str:
     """name + suffix, with name shortened so the result is a legal directory name."""
     room = MAX_NAME_BYTES - len(suffix.encode())
     return name.encode()[:room].decode(errors="ignore") + suffix
+
+
+def staging_name(leaf: str) -> str:
+    """The name under which the directory ``leaf`` is made, beside it, before its rename."""
+    return STAGING_PREFIX + hashlib.sha256(os.fsencode(leaf)).hexdigest()[:32]
 
 
 def _rename_noreplace(src_dir_fd: int, src: str, dst_dir_fd: int, dst: str) -> bool:

@@ -52,7 +52,9 @@ class NfsExport:
 MakeNfsExport = Callable[[Squash], NfsExport]
 
 
-@pytest.fixture(scope="session")
+# The package's, not the session's: one NFS world runs at a time on a machine, and the soak
+# (tests/soak, after this tier) starts its own.
+@pytest.fixture(scope="package")
 def nfs_world() -> Iterator[NfsWorld]:
     with start_nfs_world({squash.value: squash for squash in Squash}) as world:
         yield world

@@ -277,3 +277,58 @@ class CloningBackend(FakeBackend):
             "metadata": {"name": request.pv_name},
             "spec": {"nfs": {"server": "nfs", "path": f"/srv/{request.pv_name}"}},
         }
+
+
+@dataclass
+class FakeLeaseApi:
+    """The few API calls leader election makes, on one in-memory Lease.
+
+    While ``stalled`` is set, every call hangs as on a connection that stopped moving: for its
+    ``timeout`` (then a transport error, as urllib3 gives), or, for a call that passes none, for
+    the client's 30 s default. ``timeouts`` records what each call was given.
+    """
+
+    lease: JsonObject | None = None
+    stalled: threading.Event = field(default_factory=threading.Event)
+    timeouts: list[float] = field(default_factory=list)
+    _version: int = 0
+    _never: threading.Event = field(default_factory=threading.Event)
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        body: Any = None,
+        content_type: str = "application/json",
+        timeout: float = 30.0,
+    ) -> JsonObject:
+        self.timeouts.append(timeout)
+        if self.stalled.is_set():
+            self._never.wait(timeout)
+            raise ApiError(0, "TransportError", f"{method} {path}: read timed out")
+        if method == "GET":
+            if self.lease is None:
+                raise ApiError(404, "NotFound", "lease not found")
+            return copy.deepcopy(self.lease)
+        if method == "POST" and self.lease is not None:
+            raise ApiError(409, "AlreadyExists", "lease exists")
+        if method == "PUT":
+            assert self.lease is not None
+            current = self.lease["metadata"]["resourceVersion"]
+            if body["metadata"].get("resourceVersion") != current:
+                raise ApiError(409, "Conflict", "the object has been modified")
+        self._version += 1
+        self.lease = copy.deepcopy(body)
+        self.lease["metadata"]["resourceVersion"] = str(self._version)
+        return copy.deepcopy(self.lease)
+
+    def get(self, path: str) -> JsonObject:
+        return self.request("GET", path)
+
+    def create(self, path: str, body: JsonObject) -> JsonObject:
+        return self.request("POST", path, body=body)
+
+    def replace(self, path: str, body: JsonObject) -> JsonObject:
+        return self.request("PUT", path, body=body)

@@ -11,8 +11,12 @@ from nfs_provisioner.nfs import (
     ProvisionRequest,
     UnsafePathError,
     UnsupportedClaimError,
+    archives,
 )
 from nfs_provisioner.nfs.archives import REGISTRY
+from nfs_provisioner.nfs.errors import StorageError
+from nfs_provisioner.nfs.filesystem import staging_name
+from nfs_provisioner.storage import BackendError
 
 PV = "pvc-0f1e2d3c-4b5a-6978-8695-a4b3c2d1e0f9"
 DEFAULT_DIRECTORY = f"ns-claim-{PV}"
@@ -236,3 +240,64 @@ def test_nested_default_export_root_round_trip(tmp_path: Path) -> None:
     assert backend.delete(volume, storage_class(onDelete="delete")) is DeleteOutcome.REMOVED
     assert [p.name for p in tmp_path.iterdir()] == ["ns"]
     assert list((tmp_path / "ns").iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    ("parameters", "outcome"),
+    [
+        ({"onDelete": "delete"}, DeleteOutcome.REMOVED),
+        ({"archiveOnDelete": "true"}, DeleteOutcome.ARCHIVED),
+        ({"onDelete": "retain"}, DeleteOutcome.RETAINED),
+    ],
+)
+def test_a_staging_directory_left_behind_goes_with_the_volume(
+    backend: NFSBackend, export: Path, parameters: dict[str, str], outcome: DeleteOutcome
+) -> None:
+    """Found by the soak (hack/soak): a leader stopped past its lease mid-provisioning ended
+    between making the staging directory and renaming it, while the new leader provisioned the
+    claim; no later attempt came to clear it."""
+    volume = provision(backend, **parameters)
+    left = export / staging_name(DEFAULT_DIRECTORY)
+    left.mkdir()
+    (left / "partial").write_text("half a copy")
+    assert backend.delete(volume, storage_class(**parameters)) is outcome
+    assert not left.exists()
+
+
+def test_a_staging_directory_of_a_gone_volume_is_cleared_too(
+    backend: NFSBackend, export: Path
+) -> None:
+    volume = provision(backend)
+    (export / DEFAULT_DIRECTORY).rmdir()
+    left = export / staging_name(DEFAULT_DIRECTORY)
+    left.mkdir()
+    assert backend.delete(volume, storage_class()) is DeleteOutcome.ALREADY_GONE
+    assert list(export.iterdir()) == []
+
+
+def test_a_marker_the_export_refuses_fails_the_deletion_and_the_retry_records_it(
+    backend: NFSBackend, export: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Found by the soak (hack/soak, export-full, nfs-restart): the PV was deleted anyway and
+    the archive stayed out of the registry for good (never expiring, not restorable by claim)."""
+    volume = provision(backend)
+    (export / DEFAULT_DIRECTORY / "file").write_text("data")
+    real_record = archives.record
+
+    def refuse(*_: Any) -> None:
+        raise StorageError("cannot write the marker: No space left on device")
+
+    monkeypatch.setattr(archives, "record", refuse)
+    with pytest.raises(BackendError, match="the PersistentVolume is kept"):
+        backend.delete(volume, storage_class())
+    archived = export / f"archived-{DEFAULT_DIRECTORY}"
+    assert (archived / "file").read_text() == "data"
+    assert not (export / REGISTRY).exists()
+
+    monkeypatch.setattr(archives, "record", real_record)
+    assert backend.delete(volume, storage_class()) is DeleteOutcome.ARCHIVED
+    (entry,) = archives.registered(backend.root_of(backend.exports.default))
+    assert entry.marker is not None
+    assert entry.marker.archive == archived.name
+    assert entry.marker.volume == PV
+    assert entry.marker.inode == archived.stat().st_ino
