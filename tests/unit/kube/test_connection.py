@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import socket
 import ssl
 import subprocess
 import sys
@@ -14,11 +15,15 @@ import urllib3
 from devcluster.certs import write_pki
 
 from nfs_provisioner.kube.connection import (
+    KEEPALIVE_IDLE_SECONDS,
+    KEEPALIVE_INTERVAL_SECONDS,
+    KEEPALIVE_PROBES,
     TOKEN_REREAD_SECONDS,
     Connection,
     TokenFile,
     from_kubeconfig,
     in_cluster,
+    keepalive_socket_options,
     load_connection,
 )
 from nfs_provisioner.kube.errors import ConfigurationError
@@ -272,3 +277,42 @@ def test_connection_is_immutable() -> None:
     connection = Connection(host="https://x", authorization=lambda: None)
     with pytest.raises(AttributeError):
         connection.host = "https://y"  # type: ignore[misc]
+
+
+def _socket_made_with(options: list[tuple[int, int, int]]) -> socket.socket:
+    """A real connection to a listener on 127.0.0.1, made by urllib3 with these options."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    connection = urllib3.connection.HTTPConnection(
+        "127.0.0.1", listener.getsockname()[1], socket_options=options
+    )
+    connection.connect()
+    listener.close()
+    sock = connection.sock
+    assert sock is not None
+    return sock
+
+
+def test_every_api_connection_has_tcp_keepalive(service_account: Path) -> None:
+    pool = in_cluster(ENV, service_account).pool(1, RETRIES)
+    sock = _socket_made_with(pool.connection_pool_kw["socket_options"])
+    try:
+        assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE) == 1
+        assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE) == KEEPALIVE_IDLE_SECONDS
+        assert (
+            sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL) == KEEPALIVE_INTERVAL_SECONDS
+        )
+        assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT) == KEEPALIVE_PROBES
+        # urllib3's own default (no Nagle) is kept, not replaced.
+        assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
+    finally:
+        sock.close()
+
+
+def test_the_full_loader_pool_has_tcp_keepalive_too(tmp_path: Path) -> None:
+    path = write_kubeconfig(
+        tmp_path / "kubeconfig",
+        {"server": "https://127.0.0.1:6443", "insecure-skip-tls-verify": True},
+        {"username": "admin", "password": "secret"},
+    )
+    pool = from_kubeconfig(path).pool(1, RETRIES)
+    assert pool.connection_pool_kw["socket_options"] == keepalive_socket_options()
