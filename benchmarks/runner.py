@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from devcluster import Binaries, start_control_plane
+from devcluster import Binaries, ControlPlane, start_control_plane
 
 from benchmarks.systems import Floor, System, SystemUnderTestError, Target, Usage
 from benchmarks.workload import (
@@ -240,6 +240,20 @@ def _since(value: float | None, origin: float) -> float | None:
     return None if value is None else round(value - origin, 4)
 
 
+def local_target(plane: ControlPlane, workdir: Path, provisioner_name: str) -> Target:
+    """A system's run on ``plane`` with its export a plain directory in ``workdir``."""
+    export = workdir / "export"
+    export.mkdir(exist_ok=True)
+    return Target(
+        kubeconfig=plane.kubeconfig,
+        provisioner_name=provisioner_name,
+        nfs_server=NFS_SERVER,
+        nfs_path=NFS_PATH,
+        export=export,
+        workdir=workdir,
+    )
+
+
 def _admin(kubeconfig: Path, threads: int) -> ApiClient:
     return connect(
         str(kubeconfig),
@@ -284,8 +298,6 @@ def run_one(
     ):
         phase("control_plane_started")
         workdir = Path(scratch)
-        export = workdir / "export"
-        export.mkdir()
         api = _admin(plane.kubeconfig, threads)
         provisioner_name = f"bench.local/{spec.system}"
         storage_class = f"bench-{spec.system}"
@@ -296,14 +308,7 @@ def run_one(
         if spec.seed_pairs:
             result.seed_s = _seed(api, spec.seed_pairs, threads)
             phase("seeded")
-        target = Target(
-            kubeconfig=plane.kubeconfig,
-            provisioner_name=provisioner_name,
-            nfs_server=NFS_SERVER,
-            nfs_path=NFS_PATH,
-            export=export,
-            workdir=workdir,
-        )
+        target = local_target(plane, workdir, provisioner_name)
         recorder = Recorder(api, NAMESPACE, storage_class)
         origin = time.monotonic()
         try:

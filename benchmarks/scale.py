@@ -39,6 +39,7 @@ from typing import Any
 from devcluster import ControlPlane, ensure_binaries, start_control_plane
 
 from benchmarks.memory import sample
+from benchmarks.runner import local_target
 from benchmarks.systems import Floor, Ours, System, Target
 from benchmarks.workload import (
     ANN_BETA_PROVISIONER,
@@ -53,8 +54,6 @@ from benchmarks.workload import (
 )
 from nfs_provisioner.kube import ApiClient, connect
 
-NFS_SERVER = "nfs.bench.test"
-NFS_PATH = "/exports/bench"
 SEED_NAMESPACE = "seed"
 STALL_TIMEOUT = 60.0
 # As in the burst runs (--threads): the floor's pool of concurrent writes.
@@ -79,19 +78,6 @@ def _admin(plane: ControlPlane, threads: int) -> ApiClient:
         burst=1,
         pool_size=threads + 8,
         user_agent="nfs-provisioner-benchmark",
-    )
-
-
-def _target(plane: ControlPlane, workdir: Path, provisioner: str) -> Target:
-    export = workdir / "export"
-    export.mkdir(exist_ok=True)
-    return Target(
-        kubeconfig=plane.kubeconfig,
-        provisioner_name=provisioner,
-        nfs_server=NFS_SERVER,
-        nfs_path=NFS_PATH,
-        export=export,
-        workdir=workdir,
     )
 
 
@@ -176,7 +162,7 @@ def run_foreign(
                     _burst(
                         api,
                         system,
-                        _target(plane, directory, f"bench.local/{label}"),
+                        local_target(plane, directory, f"bench.local/{label}"),
                         f"bench-{label}",
                         f"bench-{label}",
                         burst,
@@ -270,7 +256,7 @@ def run_restart(volumes: int, *, threads: int) -> dict[str, Any]:
         api = _admin(plane, threads)
         workdir = Path(scratch) / "ours"
         workdir.mkdir()
-        target = _target(plane, workdir, "bench.local/ours")
+        target = local_target(plane, workdir, "bench.local/ours")
         create_namespace(api, "bench")
         create_storage_class(api, "bench-ours", target.provisioner_name)
         wait_for_binder(api, "bench")
